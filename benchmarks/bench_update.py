@@ -1,0 +1,180 @@
+"""Update-step speed of ladam_jax against optax.adam (and the PyTorch reference).
+
+Ratios are measured in one process, interleaved (each round times every
+contender once, in turn), and reported as the median over rounds, because the
+machines this runs on are shared and noisy: absolute times mean little.
+
+    python benchmarks/bench_update.py                 # small default (~1 min)
+    python benchmarks/bench_update.py --scale 10 --rounds 30
+    python benchmarks/bench_update.py --torch         # adds torch ladam.LAdamW
+    python benchmarks/bench_update.py --plot out.png  # time vs parameter count
+
+Trees (``--scale`` multiplies the leaf count, for GPU runs):
+  mlp:   4 x (2048, 2048) kernels + biases
+  cnn:   8 x (3, 3, 256, 256) Flax conv kernels + biases
+  small: 300 x (64, 64) kernels + biases
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import ladam_jax
+
+
+def make_tree(name: str, scale: int = 1, size_div: int = 1):
+  """The benchmark trees; ``size_div`` shrinks every side (for quick runs)."""
+  key = jax.random.key(0)
+  def leaf(shape):
+    nonlocal key
+    key, sub = jax.random.split(key)
+    return jax.random.normal(sub, shape, jnp.float32)
+  tree = {}
+  if name == "mlp":
+    n, d = 4 * scale, 2048 // size_div
+    for i in range(n):
+      tree[f"dense_{i}"] = {"kernel": leaf((d, d)), "bias": leaf((d,))}
+  elif name == "cnn":
+    n, c = 8 * scale, 256 // size_div
+    for i in range(n):
+      tree[f"conv_{i}"] = {"kernel": leaf((3, 3, c, c)), "bias": leaf((c,))}
+  elif name == "small":
+    n, d = 300 * scale, max(64 // size_div, 4)
+    for i in range(n):
+      tree[f"dense_{i}"] = {"kernel": leaf((d, d)), "bias": leaf((d,))}
+  else:
+    raise ValueError(f"unknown tree {name!r}: choose mlp, cnn, small")
+  return tree
+
+
+def jax_update_fn(tx, params):
+  state = tx.init(params)
+  grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
+
+  @jax.jit
+  def update(grads, state):
+    return tx.update(grads, state, params)
+
+  def run():
+    out = update(grads, state)
+    jax.block_until_ready(out)
+  run()  # compile
+  return run
+
+
+def torch_update_fn(params):
+  """ladam.LAdamW.step on the same tree (PyTorch layout), or None."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    import ladam  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  tensors = []
+  for leaf in jax.tree.leaves(params):
+    arr = np.asarray(leaf)
+    if arr.ndim > 2:  # Flax (*spatial, in, out) -> PyTorch (out, in, *spatial)
+      nd = arr.ndim
+      arr = np.transpose(arr, (nd - 1, nd - 2) + tuple(range(nd - 2)))
+    p = torch.nn.Parameter(torch.tensor(arr))
+    p.grad = torch.full_like(p, 1e-4)
+    tensors.append(p)
+  opt = ladam.LAdamW(tensors, lr=1e-3, c2=1e-4)
+  opt.step()
+  return opt.step
+
+
+def time_interleaved(fns: dict, rounds: int, inner: int = 1) -> dict:
+  times = {k: [] for k in fns}
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      for _ in range(inner):
+        fn()
+      times[name].append((time.perf_counter() - t0) / inner)
+  return times
+
+
+def contenders(params, impls, with_torch):
+  fns = {"optax.adam": jax_update_fn(optax.scale_by_adam(), params)}
+  for impl in impls:
+    fns[f"ladam[{impl}]"] = jax_update_fn(
+        ladam_jax.scale_by_laplacian_adam(c2=1e-4, impl=impl), params)
+  if with_torch:
+    fn = torch_update_fn(params)
+    if fn is None:
+      print("torch/ladam not importable: skipping the reference",
+            file=sys.stderr)
+    else:
+      fns["torch ladam.LAdamW"] = fn
+  return fns
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--trees", default="mlp,cnn,small")
+  parser.add_argument("--scale", type=int, default=1)
+  parser.add_argument("--size-div", type=int, default=1,
+                      help="divide every leaf side (quick smoke runs)")
+  parser.add_argument("--rounds", type=int, default=15)
+  parser.add_argument("--impls", default="shift,conv")
+  parser.add_argument("--torch", action="store_true")
+  parser.add_argument("--plot", default=None,
+                      help="PNG: update time vs parameter count")
+  args = parser.parse_args(argv)
+  impls = [i for i in args.impls.split(",") if i]
+  print(f"# update-step time, median of {args.rounds} interleaved rounds; "
+        f"backend={jax.default_backend()} devices={jax.devices()}")
+  print("| tree | params | contender | median ms | ratio vs optax.adam |")
+  print("|---|---|---|---|---|")
+  rows = []
+  for name in args.trees.split(","):
+    params = make_tree(name, args.scale, args.size_div)
+    n = sum(x.size for x in jax.tree.leaves(params))
+    fns = contenders(params, impls, args.torch)
+    times = time_interleaved(fns, args.rounds)
+    base = statistics.median(times["optax.adam"])
+    for k, ts in times.items():
+      med = statistics.median(ts)
+      rows.append((name, n, k, med))
+      print(f"| {name} | {n/1e6:.2f}M | {k} | {med*1e3:.2f} | "
+            f"{med/base:.2f}x |", flush=True)
+  if args.plot:
+    plot_scaling(args, impls)
+  return rows
+
+
+def plot_scaling(args, impls):
+  """Update time vs parameter count on the mlp tree at several sizes."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  curves = {}
+  for div in (16, 8, 4, 2, 1):
+    params = make_tree("mlp", 1, div)
+    n = sum(x.size for x in jax.tree.leaves(params))
+    fns = contenders(params, impls, args.torch)
+    times = time_interleaved(fns, max(5, args.rounds // 2))
+    for k, ts in times.items():
+      curves.setdefault(k, []).append((n, statistics.median(ts)))
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for k, pts in curves.items():
+    ax.loglog([p[0] for p in pts], [p[1] * 1e3 for p in pts], "o-", label=k)
+  ax.set_xlabel("parameters (4 dense layers)")
+  ax.set_ylabel("update time [ms]")
+  ax.set_title(f"optimizer update, {jax.default_backend()}")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(args.plot, dpi=120)
+  print(f"saved {args.plot}")
+
+
+if __name__ == "__main__":
+  main()

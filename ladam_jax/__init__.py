@@ -1,0 +1,46 @@
+"""ladam_jax: Laplacian Adam (LAdam) and friends as Optax transformations.
+
+A JAX/Optax port of the PyTorch package ``ladam`` 0.4.1: Adam, RMSProp and
+AdaGrad whose second-moment estimate is smoothed by a periodic discrete
+Laplacian over each parameter leaf.
+"""
+
+from ladam_jax._aliases import ladagrad
+from ladam_jax._aliases import ladam
+from ladam_jax._aliases import ladamw
+from ladam_jax._aliases import lrmsprop
+from ladam_jax._c2 import c2_by_path
+from ladam_jax._c2 import suggest_c2
+from ladam_jax._laplacian import laplacian
+from ladam_jax._layout import LaplacianLayout
+from ladam_jax._schedules import chi_anneal_schedule
+from ladam_jax._transforms import add_weight_laplacian
+from ladam_jax._transforms import AddWeightLaplacianState
+from ladam_jax._transforms import scale_by_laplacian_adagrad
+from ladam_jax._transforms import scale_by_laplacian_adam
+from ladam_jax._transforms import scale_by_laplacian_rms
+from ladam_jax._transforms import ScaleByLaplacianAdagradState
+from ladam_jax._transforms import ScaleByLaplacianAdamState
+from ladam_jax._transforms import ScaleByLaplacianRmsState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddWeightLaplacianState",
+    "LaplacianLayout",
+    "ScaleByLaplacianAdagradState",
+    "ScaleByLaplacianAdamState",
+    "ScaleByLaplacianRmsState",
+    "add_weight_laplacian",
+    "c2_by_path",
+    "chi_anneal_schedule",
+    "ladagrad",
+    "ladam",
+    "ladamw",
+    "laplacian",
+    "lrmsprop",
+    "scale_by_laplacian_adagrad",
+    "scale_by_laplacian_adam",
+    "scale_by_laplacian_rms",
+    "suggest_c2",
+]

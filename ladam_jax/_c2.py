@@ -1,0 +1,192 @@
+"""c2 specifications: the Laplacian coupling strength, per leaf and per step.
+
+``c2`` is accepted everywhere as
+
+- a number (``1e-4``; a traced scalar under ``optax.inject_hyperparams``);
+- an Optax schedule ``count -> c2``;
+- a pytree (or pytree prefix) of the params holding numbers and/or schedules;
+- a callable ``params -> such a pytree`` (called on the updates, which have
+  the params' structure, as ``optax.masked`` does with its mask).
+
+A top-level callable is a params function when, called on the params, it
+returns a pytree with containers (a dict, a list, ...); otherwise (it raises,
+or returns a single value) it is a schedule. :func:`c2_by_path` builds the
+common params function from path rules.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ladam_jax import _tree_specs
+from ladam_jax import _validation
+
+__all__ = ["C2Like", "resolve_c2", "check_c2", "c2_by_path", "suggest_c2",
+           "path_to_str"]
+
+C2Like = Union[float, Callable[[Any], Any], Any]
+
+
+def _is_c2_leaf(x) -> bool:
+  """A single c2 value: a number, a scalar array, or a schedule."""
+  if callable(x):
+    return True
+  if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+    return True
+  return isinstance(x, (jax.Array, np.ndarray)) and np.ndim(x) == 0
+
+
+def check_c2(c2: C2Like, name: str = "c2") -> None:
+  """Construction-time check of every concrete number in a c2 spec."""
+  if callable(c2):
+    return
+  if _is_c2_leaf(c2):
+    _validation.check_non_negative(name, c2)
+    return
+  for leaf in jax.tree.leaves(c2, is_leaf=_is_c2_leaf):
+    if not _is_c2_leaf(leaf):
+      raise ValueError(
+          f"`{name}` holds {leaf!r}: c2 values are numbers >= 0 or schedules "
+          "(count -> c2).")
+    _validation.check_non_negative(name, leaf)
+
+
+def _as_params_tree(c2: Callable[[Any], Any], tree: Any) -> Any | None:
+  """``c2(tree)`` if ``c2`` is a params function, else None (a schedule)."""
+  try:
+    out = c2(tree)
+  except Exception:  # pylint: disable=broad-except
+    return None  # schedules cannot take a pytree of arrays
+  if _is_c2_leaf(out) or isinstance(out, (jax.Array, np.ndarray)):
+    return None
+  return out
+
+
+def resolve_c2(c2: C2Like, tree: Any, count: jax.Array) -> list[Any]:
+  """One c2 value per leaf of ``tree`` at step ``count``.
+
+  Numbers stay Python numbers (so that a zero is known statically and the
+  Laplacian is skipped); schedules are evaluated at ``count``.
+  """
+  if callable(c2):
+    params_tree = _as_params_tree(c2, tree)
+    if params_tree is not None:
+      c2 = params_tree
+  leaves = _tree_specs.per_leaf(c2, tree, is_spec_leaf=_is_c2_leaf, name="c2")
+  out = []
+  for leaf in leaves:
+    if callable(leaf):
+      value = leaf(count)
+      if np.ndim(value) != 0:
+        raise ValueError(
+            f"c2 schedule {leaf!r} returned a value of shape "
+            f"{np.shape(value)}; a schedule must return a scalar.")
+      out.append(value)
+    else:
+      _validation.check_non_negative("c2", leaf)
+      out.append(leaf)
+  return out
+
+
+def path_to_str(path: Sequence[Any]) -> str:
+  """``('params', 'Dense_0', 'kernel')``-style key path as ``'params/Dense_0/kernel'``."""
+  parts = []
+  for key in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+    else:
+      parts.append(str(key))
+  return "/".join(parts)
+
+
+def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
+               default: Any = 1e-4) -> Callable[[Any], Any]:
+  """A params function giving each leaf the c2 of the first matching rule.
+
+  Paths are written ``'params/Conv_0/kernel'`` (keys joined by ``/``); each
+  rule is a regular expression matched with ``re.search``. A value is a number
+  or a schedule.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, ladam_jax
+    >>> params = {'conv': {'kernel': jnp.ones((3, 3, 8, 8)), 'bias': jnp.ones(8)},
+    ...           'norm': {'scale': jnp.ones(8)}}
+    >>> c2 = ladam_jax.c2_by_path({r'conv/kernel': 1e-3, r'norm': 0.0},
+    ...                           default=1e-4)
+    >>> c2(params)
+    {'conv': {'bias': 0.0001, 'kernel': 0.001}, 'norm': {'scale': 0.0}}
+    >>> opt = ladam_jax.ladam(1e-3, c2=c2)
+
+  Args:
+    rules: ``{regex: c2}`` (tried in insertion order) or a sequence of
+      ``(regex, c2)`` pairs.
+    default: c2 for leaves that match no rule.
+
+  Returns:
+    A callable ``params -> pytree of c2`` to pass as ``c2=``.
+  """
+  items = list(rules.items()) if isinstance(rules, Mapping) else list(rules)
+  compiled = []
+  for pattern, value in items:
+    check_c2(value, name=f"c2_by_path rule {pattern!r}")
+    compiled.append((re.compile(pattern), value))
+  check_c2(default, name="c2_by_path default")
+
+  def c2_fn(params):
+    def pick(path, _):
+      name = path_to_str(path)
+      for regex, value in compiled:
+        if regex.search(name):
+          return value
+      return default
+    return jax.tree.map_with_path(pick, params)
+
+  return c2_fn
+
+
+_SUGGESTED_C2 = {
+    "pinn": 1e-5,
+    "transformer": 1e-4,
+    "mlp": 5e-4,
+    "cnn": 0.0,
+    "cnn_denoise": 1e-3,
+    "auto": 1e-4,
+}
+
+
+def suggest_c2(architecture: str = "auto") -> float:
+  """The reference's suggested c2 for an architecture (``ladam.suggest_c2``).
+
+  Examples:
+    >>> import ladam_jax
+    >>> ladam_jax.suggest_c2('pinn')
+    1e-05
+
+  Args:
+    architecture: one of ``'pinn'`` (1e-5), ``'transformer'`` (1e-4), ``'mlp'``
+      (5e-4), ``'cnn'`` (0.0), ``'cnn_denoise'`` (1e-3), ``'auto'`` (1e-4);
+      case-insensitive.
+
+  Returns:
+    The suggested c2.
+  """
+  arch = str(architecture).lower()
+  if arch not in _SUGGESTED_C2:
+    raise ValueError(
+        f"Unknown `architecture`={architecture!r}: choose one of "
+        f"{tuple(_SUGGESTED_C2)}.")
+  return _SUGGESTED_C2[arch]
+
+
+def c2_as(value: Any, dtype) -> Any:
+  """c2 in the leaf's dtype (Python numbers stay weakly typed)."""
+  if isinstance(value, (int, float)):
+    return value
+  return jnp.asarray(value).astype(dtype)

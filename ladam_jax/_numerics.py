@@ -1,0 +1,37 @@
+"""Small numerical helpers shared by the transforms."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ladam_jax import _validation
+
+__all__ = ["bias_correction"]
+
+
+def _log_decay(decay: Any):
+  """log(decay), taken in double precision when ``decay`` is concrete."""
+  value = _validation.concrete_value(decay)
+  if value is not None:
+    return math.log(value) if value > 0 else -math.inf
+  return jnp.log(decay)
+
+
+def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
+  r"""``moment / (1 - decay**count)``, with the divisor accurate to rounding.
+
+  PyTorch (and the reference) computes :math:`1 - \beta^t` in Python double
+  precision. ``optax.tree.bias_correction`` computes it in float32, where
+  ``0.999`` is stored as ``0.99900001``, so :math:`1 - \beta_2^t` carries a
+  1.3e-5 relative error at small :math:`t`. Here it is
+  :math:`-\mathrm{expm1}(t \log\beta)` with :math:`\log\beta` taken in double
+  precision for concrete betas: about 1e-7 relative in float32.
+  """
+  dtype = jnp.result_type(float)
+  t = jnp.asarray(count).astype(dtype)
+  correction = -jnp.expm1(t * jnp.asarray(_log_decay(decay), dtype))
+  return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)

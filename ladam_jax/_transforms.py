@@ -1,0 +1,450 @@
+r"""Gradient transformations: Adam, RMSProp and AdaGrad with Laplacian coupling.
+
+Each is an :class:`optax.GradientTransformation` whose per-leaf second-moment
+estimate (or accumulator) is smoothed by the periodic discrete Laplacian
+:math:`L` of :func:`ladam_jax.laplacian` before it is used, as in the PyTorch
+package ``ladam`` 0.4.1 (``LAdamW``, ``LRMSProp``, ``LAdaGrad``).
+
+References:
+  Partin, *LAdam: Spatially-Aware Adaptive Optimization via
+  Laplacian-Regularized Variance Estimates*, 2026 (PyPI package ``ladam``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from optax._src import numerics  # safe_increment, as optax.scale_by_adam uses
+
+from ladam_jax import _coupling
+from ladam_jax import _numerics
+from ladam_jax import _validation
+
+__all__ = [
+    "ScaleByLaplacianAdamState", "scale_by_laplacian_adam",
+    "ScaleByLaplacianRmsState", "scale_by_laplacian_rms",
+    "ScaleByLaplacianAdagradState", "scale_by_laplacian_adagrad",
+    "AddWeightLaplacianState", "add_weight_laplacian",
+    "ADAM_MODES",
+]
+
+ADAM_MODES = ("variance_lap", "update_lap", "weight_lap", "wave_variance")
+
+
+def _coupling_kwargs(c2, layout, min_spatial_size):
+  return dict(c2=c2, layout=layout, min_spatial_size=min_spatial_size)
+
+
+def _map_leaves(fn, tree, *others):
+  """Applies ``fn(i, leaf, *other_leaves)`` per leaf; returns lists per output."""
+  leaves, treedef = jax.tree.flatten(tree)
+  other_leaves = [treedef.flatten_up_to(o) for o in others]
+  outs = [fn(i, x, *(o[i] for o in other_leaves)) for i, x in enumerate(leaves)]
+  return treedef, outs
+
+
+class ScaleByLaplacianAdamState(NamedTuple):
+  """State of :func:`scale_by_laplacian_adam`.
+
+  ``nu`` holds the raw (un-smoothed) second moment, as in the reference.
+  ``nu_prev`` and ``wave_e0_sq`` are used by ``mode='wave_variance'`` only and
+  are None otherwise, so the state of the other modes is exactly Adam's.
+  """
+
+  count: jax.Array  # shape=(), dtype=jnp.int32
+  mu: optax.Updates
+  nu: optax.Updates
+  nu_prev: Optional[optax.Updates] = None
+  wave_e0_sq: Optional[optax.Updates] = None
+
+
+def scale_by_laplacian_adam(
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    *,
+    c2: Any = 1e-4,
+    mode: str = "variance_lap",
+    stencil: str = "9point",
+    min_spatial_size: jax.typing.ArrayLike = 16,
+    layout: Any = "flax",
+    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    wave_dt: jax.typing.ArrayLike = 0.1,
+    wave_kappa: jax.typing.ArrayLike = 0.1,
+    wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
+    wave_damping: jax.typing.ArrayLike = 0.5,
+    impl: Optional[str] = None,
+) -> optax.GradientTransformation:
+  r"""Rescale updates by Adam whose second moment is Laplacian-smoothed (LAdam).
+
+  Per leaf, at step :math:`t = 1, 2, \dots`, with
+  :math:`\text{use\_lap} = (c_2 > 0) \wedge (\text{size} \ge
+  \text{min\_spatial\_size})`:
+
+  .. math::
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
+    v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \\
+    \hat m_t &= m_t / (1-\beta_1^t), \quad \hat v_t = v_t / (1-\beta_2^t).
+
+  ``mode='variance_lap'`` (default): :math:`\tilde v = \max(\hat v_t + c_2
+  L(\hat v_t), \text{floor})` where use_lap, else :math:`\hat v_t`; the update
+  is :math:`\hat m_t / (\sqrt{\tilde v} + \epsilon)`. The floor is ``eps``
+  (the package's behaviour, ``variance_floor=None``) or ``variance_floor``
+  (``0.0`` reproduces the seed's experiment scripts). The state keeps the raw
+  :math:`v_t`.
+
+  ``mode='update_lap'``: :math:`u = \hat m_t / (\sqrt{\hat v_t} + \epsilon)`,
+  then :math:`u + c_2 L(u)` where use_lap.
+
+  ``mode='wave_variance'``: :math:`v` follows a damped leapfrog wave equation
+  instead of an EMA. Step 1: :math:`v = v_{prev} = \max(g^2, \epsilon)` and,
+  when ``wave_E0 == 0``, :math:`E_0^2 = \text{mean}(g^2)` of the leaf. Later:
+  :math:`a = c_2 L(v)\,[\text{use\_lap}] - \kappa (g^2 - E_0^2)`,
+  :math:`v \leftarrow \max((2-d) v - (1-d) v_{prev} + \Delta t^2 a,
+  \epsilon)`. Update :math:`\hat m_t / (\sqrt{v} + \epsilon)`.
+
+  ``mode='weight_lap'`` smooths the already-stepped weights, which a scale-by
+  transform cannot see: use :func:`ladam_jax.ladam` with that mode, or chain
+  :func:`ladam_jax.add_weight_laplacian` after the learning rate.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, optax, ladam_jax
+    >>> params = {'w': jnp.ones((32, 32)), 'b': jnp.zeros(32)}
+    >>> tx = optax.chain(ladam_jax.scale_by_laplacian_adam(c2=1e-3),
+    ...                  optax.scale_by_learning_rate(1e-3))
+    >>> state = tx.init(params)
+    >>> grads = jax.tree.map(jnp.ones_like, params)
+    >>> updates, state = tx.update(grads, state)
+    >>> round(float(updates['w'][0, 0]), 6)  # a constant field: L(v) = 0
+    -0.001
+
+  Args:
+    b1: decay of the first moment, in [0, 1).
+    b2: decay of the second moment, in [0, 1).
+    eps: added to the denominator's square root, >= 0.
+    c2: Laplacian coupling strength >= 0: a number, an Optax schedule, a pytree
+      (prefix) of numbers/schedules, or a callable params -> such a pytree (see
+      :func:`ladam_jax.c2_by_path`). 0 gives Adam.
+    mode: ``'variance_lap'``, ``'update_lap'`` or ``'wave_variance'``.
+    stencil: ``'9point'`` or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed.
+    layout: how a leaf is seen as a field: ``'flax'``, ``'torch'``, a
+      :class:`ladam_jax.LaplacianLayout`, None, a pytree (prefix) of these or a
+      callable params -> such a pytree.
+    variance_floor: floor of the smoothed variance; None means ``eps``.
+    mu_dtype: optional dtype of the first moment.
+    wave_dt: time step of ``'wave_variance'``.
+    wave_kappa: source strength of ``'wave_variance'``.
+    wave_E0: background gradient level of ``'wave_variance'``; 0 = automatic.
+    wave_damping: damping of ``'wave_variance'``, in [0, 1].
+    impl: Laplacian implementation, ``'conv'``, ``'shift'`` or None (default).
+
+  Returns:
+    A :class:`optax.GradientTransformation`.
+  """
+  _validation.check_choice("mode", mode, ADAM_MODES)
+  if mode == "weight_lap":
+    raise ValueError(
+        "mode='weight_lap' smooths the stepped weights, which "
+        "scale_by_laplacian_adam cannot see: use ladam_jax.ladam(..., "
+        "mode='weight_lap') or chain ladam_jax.add_weight_laplacian after "
+        "optax.scale_by_learning_rate. Allowed here: 'variance_lap', "
+        "'update_lap', 'wave_variance'.")
+  _validation.check_unit_interval("b1", b1)
+  _validation.check_unit_interval("b2", b2)
+  _validation.check_non_negative("eps", eps)
+  if variance_floor is not None:
+    _validation.check_non_negative("variance_floor", variance_floor)
+  _validation.check_non_negative("wave_dt", wave_dt)
+  _validation.check_non_negative("wave_kappa", wave_kappa)
+  _validation.check_non_negative("wave_E0", wave_E0)
+  _validation.check_non_negative("wave_damping", wave_damping)
+  value = _validation.concrete_value(wave_damping)
+  if value is not None and value > 1:
+    raise ValueError(f"`wave_damping` must be in [0, 1], got {wave_damping}.")
+  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
+                     min_spatial_size=min_spatial_size, impl=impl)
+  mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
+  wave = mode == "wave_variance"
+  floor = eps if variance_floor is None else variance_floor
+  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+
+  def init_fn(params):
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    mu = optax.tree.zeros_like(params, dtype=mu_dtype)
+    nu = optax.tree.zeros_like(params)
+    if not wave:
+      return ScaleByLaplacianAdamState(jnp.zeros([], jnp.int32), mu, nu)
+    e0 = jax.tree.map(lambda p: jnp.zeros([], p.dtype), params)
+    return ScaleByLaplacianAdamState(jnp.zeros([], jnp.int32), mu, nu,
+                                     optax.tree.zeros_like(params), e0)
+
+  def update_fn(updates, state, params=None):
+    del params
+    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    count_inc = numerics.safe_increment(state.count)
+    mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+    mu_hat = _numerics.bias_correction(mu, b1, count_inc)
+    if wave:
+      treedef, outs = _map_leaves(
+          lambda i, g, m, v, vp, e0: _wave_leaf(
+              g, m, v, vp, e0, leaves[i], count_inc),
+          updates, mu_hat, state.nu, state.nu_prev, state.wave_e0_sq)
+      new_updates, nu, nu_prev, e0 = (
+          treedef.unflatten(list(x)) for x in zip(*outs))
+      new_state = ScaleByLaplacianAdamState(
+          count_inc, optax.tree.cast(mu, mu_dtype), nu, nu_prev, e0)
+      return new_updates, new_state
+    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+    nu_hat = _numerics.bias_correction(nu, b2, count_inc)
+    if mode == "variance_lap":
+      leaf_fn = lambda i, m, v: m / (  # pylint: disable=g-long-lambda
+          jnp.sqrt(_coupling.smooth(v, leaves[i], stencil, impl, floor)) + eps)
+    else:  # update_lap
+      leaf_fn = lambda i, m, v: _coupling.smooth(  # pylint: disable=g-long-lambda
+          m / (jnp.sqrt(v) + eps), leaves[i], stencil, impl)
+    treedef, outs = _map_leaves(leaf_fn, mu_hat, nu_hat)
+    new_updates = treedef.unflatten(outs)
+    nu = optax.tree.cast_like(nu, state.nu)
+    return new_updates, ScaleByLaplacianAdamState(
+        count_inc, optax.tree.cast(mu, mu_dtype), nu)
+
+  def _wave_leaf(g, m_hat, v, v_prev, e0_state, leaf, count_inc):
+    g2 = g * g
+    first = count_inc == 1
+    e0_auto = jnp.where(first, jnp.mean(g2), e0_state).astype(e0_state.dtype)
+    e0_sq = jnp.where(jnp.asarray(wave_E0) != 0,
+                      jnp.asarray(wave_E0 * wave_E0, g2.dtype), e0_auto)
+    acc = -(wave_kappa * (g2 - e0_sq))
+    term = _coupling.coupled_term(v, leaf, stencil, impl)
+    if term is not None:
+      acc = term + acc
+    d = wave_damping
+    v_next = jnp.maximum(
+        (2 - d) * v - (1 - d) * v_prev + (wave_dt * wave_dt) * acc, eps)
+    v_first = jnp.maximum(g2, eps)
+    new_v = jnp.where(first, v_first, v_next).astype(v.dtype)
+    new_prev = jnp.where(first, v_first, v).astype(v.dtype)
+    update = m_hat / (jnp.sqrt(new_v) + eps)
+    return update, new_v, new_prev, e0_auto
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+class AddWeightLaplacianState(NamedTuple):
+  """State of :func:`add_weight_laplacian` (the step count, for schedules)."""
+
+  count: jax.Array  # shape=(), dtype=jnp.int32
+
+
+def add_weight_laplacian(
+    c2: Any = 1e-4,
+    *,
+    stencil: str = "9point",
+    min_spatial_size: jax.typing.ArrayLike = 16,
+    layout: Any = "flax",
+    impl: Optional[str] = None,
+) -> optax.GradientTransformation:
+  r"""Adds the Laplacian of the stepped weights: LAdam's ``weight_lap`` mode.
+
+  Placed *after* the learning rate, it turns the incoming update :math:`u`
+  into :math:`u + c_2 L(p + u)` on coupled leaves, so that applying it gives
+  :math:`p' + c_2 L(p')` with :math:`p' = p + u`: a diffusion step on the
+  weights after the optimizer step, as the reference's ``weight_lap`` does.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, ladam_jax
+    >>> tx = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(1e-3),
+    ...                  ladam_jax.add_weight_laplacian(c2=1e-4))
+    >>> params = {'w': jnp.ones((8, 8))}
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update(params, state, params)
+
+  Args:
+    c2: coupling strength (number, schedule, pytree or params callable).
+    stencil: ``'9point'`` or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed.
+    layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
+    impl: Laplacian implementation or None.
+
+  Returns:
+    A :class:`optax.GradientTransformation` that needs ``params``.
+  """
+  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
+                     min_spatial_size=min_spatial_size, impl=impl)
+  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+
+  def init_fn(params):
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    return AddWeightLaplacianState(jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError(
+          "add_weight_laplacian smooths the stepped weights and needs them: "
+          "call update(updates, state, params).")
+    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+
+    def leaf_fn(i, u, p):
+      term = _coupling.coupled_term(p + u, leaves[i], stencil, impl)
+      return u if term is None else (u + term).astype(u.dtype)
+
+    treedef, outs = _map_leaves(leaf_fn, updates, params)
+    return treedef.unflatten(outs), AddWeightLaplacianState(
+        numerics.safe_increment(state.count))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByLaplacianRmsState(NamedTuple):
+  """State of :func:`scale_by_laplacian_rms`."""
+
+  count: jax.Array  # shape=(), dtype=jnp.int32; for c2 schedules
+  nu: optax.Updates
+
+
+def scale_by_laplacian_rms(
+    decay: jax.typing.ArrayLike = 0.99,
+    eps: jax.typing.ArrayLike = 1e-8,
+    *,
+    initial_scale: jax.typing.ArrayLike = 0.0,
+    c2: Any = 1e-4,
+    stencil: str = "9point",
+    min_spatial_size: jax.typing.ArrayLike = 16,
+    layout: Any = "flax",
+    impl: Optional[str] = None,
+) -> optax.GradientTransformation:
+  r"""Rescale updates by RMSProp whose running average is Laplacian-smoothed.
+
+  As the reference ``LRMSProp`` (eps outside the square root, no bias
+  correction):
+
+  .. math::
+    a_t = \rho\, a_{t-1} + (1-\rho) g_t^2, \quad
+    \tilde a = \max(a_t + c_2 L(a_t), 0)\ \text{where use\_lap, else } a_t,
+    \quad u = g_t / (\sqrt{\tilde a} + \epsilon).
+
+  Momentum and weight decay are separate transforms; see
+  :func:`ladam_jax.lrmsprop`.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, ladam_jax
+    >>> tx = ladam_jax.scale_by_laplacian_rms(c2=1e-4)
+    >>> state = tx.init({'w': jnp.ones((8, 8))})
+    >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
+
+  Args:
+    decay: decay of the running average of squared gradients, in [0, 1).
+    eps: added to the square root, >= 0.
+    initial_scale: initial value of the running average (0 in PyTorch).
+    c2: coupling strength (number, schedule, pytree or params callable).
+    stencil: ``'9point'`` or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed.
+    layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
+    impl: Laplacian implementation or None.
+
+  Returns:
+    A :class:`optax.GradientTransformation`.
+  """
+  _validation.check_unit_interval("decay", decay)
+  _validation.check_non_negative("eps", eps)
+  _validation.check_non_negative("initial_scale", initial_scale)
+  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
+                     min_spatial_size=min_spatial_size, impl=impl)
+  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+
+  def init_fn(params):
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    nu = optax.tree.full_like(params, initial_scale)
+    return ScaleByLaplacianRmsState(jnp.zeros([], jnp.int32), nu)
+
+  def update_fn(updates, state, params=None):
+    del params
+    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, decay, 2)
+    treedef, outs = _map_leaves(
+        lambda i, g, a: g / (
+            jnp.sqrt(_coupling.smooth(a, leaves[i], stencil, impl, 0.0)) + eps),
+        updates, nu)
+    return treedef.unflatten(outs), ScaleByLaplacianRmsState(
+        numerics.safe_increment(state.count), nu)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByLaplacianAdagradState(NamedTuple):
+  """State of :func:`scale_by_laplacian_adagrad`."""
+
+  count: jax.Array  # shape=(), dtype=jnp.int32
+  sum_of_squares: optax.Updates
+
+
+def scale_by_laplacian_adagrad(
+    eps: jax.typing.ArrayLike = 1e-10,
+    *,
+    initial_accumulator_value: jax.typing.ArrayLike = 0.0,
+    c2: Any = 1e-4,
+    stencil: str = "9point",
+    min_spatial_size: jax.typing.ArrayLike = 16,
+    layout: Any = "flax",
+    impl: Optional[str] = None,
+) -> optax.GradientTransformation:
+  r"""Rescale updates by AdaGrad whose accumulator is Laplacian-smoothed.
+
+  As the reference ``LAdaGrad`` (eps outside the square root):
+
+  .. math::
+    s_t = s_{t-1} + g_t^2, \quad
+    \tilde s = \max(s_t + c_2 L(s_t), 0)\ \text{where use\_lap, else } s_t,
+    \quad u = g_t / (\sqrt{\tilde s} + \epsilon).
+
+  The reference's ``lr_decay`` and weight decay live in
+  :func:`ladam_jax.ladagrad`.
+
+  Examples:
+    >>> import jax.numpy as jnp, ladam_jax
+    >>> tx = ladam_jax.scale_by_laplacian_adagrad(c2=1e-4)
+    >>> state = tx.init({'w': jnp.ones((8, 8))})
+    >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
+
+  Args:
+    eps: added to the square root, >= 0.
+    initial_accumulator_value: initial value of the accumulator (0 in the
+      reference).
+    c2: coupling strength (number, schedule, pytree or params callable).
+    stencil: ``'9point'`` or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed.
+    layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
+    impl: Laplacian implementation or None.
+
+  Returns:
+    A :class:`optax.GradientTransformation`.
+  """
+  _validation.check_non_negative("eps", eps)
+  _validation.check_non_negative("initial_accumulator_value",
+                                 initial_accumulator_value)
+  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
+                     min_spatial_size=min_spatial_size, impl=impl)
+  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+
+  def init_fn(params):
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    acc = optax.tree.full_like(params, initial_accumulator_value)
+    return ScaleByLaplacianAdagradState(jnp.zeros([], jnp.int32), acc)
+
+  def update_fn(updates, state, params=None):
+    del params
+    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    acc = jax.tree.map(lambda s, g: s + g * g, state.sum_of_squares, updates)
+    treedef, outs = _map_leaves(
+        lambda i, g, s: g / (
+            jnp.sqrt(_coupling.smooth(s, leaves[i], stencil, impl, 0.0)) + eps),
+        updates, acc)
+    return treedef.unflatten(outs), ScaleByLaplacianAdagradState(
+        numerics.safe_increment(state.count), acc)
+
+  return optax.GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,198 @@
+"""The periodic Laplacian operator and leaf layouts."""
+
+import hypothesis
+from hypothesis import strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ladam_jax
+from ladam_jax import _layout
+
+SETTINGS = dict(deadline=None, max_examples=25, derandomize=True)
+
+
+def numpy_laplacian_2d(x, stencil):
+  """Direct transcription of the reference stencils (float64)."""
+  if stencil == "9point":
+    weights = {(0, 0): -20 / 6}
+    for di in (-1, 0, 1):
+      for dj in (-1, 0, 1):
+        if di or dj:
+          weights[(di, dj)] = 1 / 6 if (di and dj) else 4 / 6
+  else:
+    weights = {(0, 0): -4.0, (1, 0): 1.0, (-1, 0): 1.0, (0, 1): 1.0,
+               (0, -1): 1.0}
+  out = np.zeros_like(x)
+  for (di, dj), w in weights.items():
+    out += w * np.roll(np.roll(x, -di, 0), -dj, 1)
+  return out
+
+
+def torch_view(w):
+  """The reference's field of a PyTorch-layout weight."""
+  return w.reshape(w.shape[0], -1) if w.ndim > 2 else w
+
+
+@pytest.mark.parametrize("impl", ["conv", "shift"])
+@pytest.mark.parametrize("stencil", ["9point", "5point"])
+def test_matches_numpy_transcription_float64(impl, stencil):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((7, 11))
+  with jax.enable_x64(True):
+    got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), stencil, impl=impl))
+  np.testing.assert_allclose(got, numpy_laplacian_2d(x, stencil), rtol=0,
+                             atol=1e-14)
+
+
+@pytest.mark.parametrize("impl", ["conv", "shift"])
+def test_one_dimensional_kernel(impl):
+  x = jnp.arange(6.0) ** 2
+  got = ladam_jax.laplacian(x, impl=impl)
+  expected = np.roll(np.asarray(x), 1) + np.roll(np.asarray(x), -1) - 2 * x
+  np.testing.assert_allclose(got, expected, atol=1e-5)
+  np.testing.assert_array_equal(ladam_jax.laplacian(jnp.arange(3.0)), 0.0)
+
+
+def test_unit_impulse_gives_the_stencil():
+  x = jnp.zeros((5, 5)).at[2, 2].set(6.0)
+  got = np.asarray(ladam_jax.laplacian(x))[1:4, 1:4]
+  np.testing.assert_allclose(got, [[1, 4, 1], [4, -20, 4], [1, 4, 1]],
+                             rtol=1e-6)
+  got5 = np.asarray(ladam_jax.laplacian(x / 6, "5point"))[1:4, 1:4]
+  np.testing.assert_allclose(got5, [[0, 1, 0], [1, -4, 1], [0, 1, 0]])
+
+
+def test_wraps_around():
+  x = jnp.zeros((4, 5)).at[0, 0].set(1.0)
+  got = np.asarray(ladam_jax.laplacian(x, "5point"))
+  assert got[3, 0] == 1.0 and got[0, 4] == 1.0 and got[1, 0] == 1.0
+
+
+@pytest.mark.parametrize("shape", [(2, 10), (10, 2), (3,), (), (1,), (0, 5),
+                                   (2, 3, 1, 1)])
+def test_too_small_fields_give_zero(shape):
+  x = jnp.ones(shape) * 3.0
+  got = ladam_jax.laplacian(x)
+  assert got.shape == x.shape
+  np.testing.assert_array_equal(got, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_keeps_dtype_and_shape(dtype):
+  x = jnp.ones((3, 3, 4, 5), dtype)
+  for impl in ("conv", "shift"):
+    got = ladam_jax.laplacian(x, impl=impl)
+    assert got.dtype == dtype and got.shape == x.shape
+
+
+def test_float64_constants_are_exact():
+  """In float64 the 9-point weights are the doubles 1/6, 4/6, -20/6."""
+  with jax.enable_x64(True):
+    x = jnp.zeros((5, 5), jnp.float64).at[2, 2].set(1.0)
+    for impl in ("conv", "shift"):
+      got = np.asarray(ladam_jax.laplacian(x, impl=impl))
+      assert got.dtype == np.float64
+      assert got[2, 2] == -20 / 6 and got[1, 2] == 4 / 6 and got[1, 1] == 1 / 6
+
+
+@pytest.mark.parametrize("stencil", ["9point", "5point"])
+@pytest.mark.parametrize("torch_shape", [(6, 4, 3, 3), (8, 4, 5), (5, 3, 2, 3, 4)])
+def test_flax_layout_is_the_reference_field(stencil, torch_shape):
+  rng = np.random.default_rng(1)
+  w_t = rng.standard_normal(torch_shape)
+  nd = w_t.ndim
+  kernel = np.transpose(w_t, tuple(range(2, nd)) + (1, 0))  # Flax layout
+  with jax.enable_x64(True):
+    got = np.asarray(ladam_jax.laplacian(jnp.asarray(kernel), stencil))
+    via_torch = np.asarray(ladam_jax.laplacian(jnp.asarray(w_t), stencil,
+                                               "torch"))
+  expected_t = numpy_laplacian_2d(torch_view(w_t), stencil).reshape(torch_shape)
+  np.testing.assert_allclose(via_torch, expected_t, atol=1e-13)
+  back = np.transpose(got, (nd - 1, nd - 2) + tuple(range(nd - 2)))
+  np.testing.assert_allclose(back, expected_t, atol=1e-13)
+
+
+def test_custom_layout_with_batch_axes():
+  """(features, heads, head_dim) with one field per head."""
+  rng = np.random.default_rng(2)
+  x = rng.standard_normal((6, 3, 5))
+  layout = ladam_jax.LaplacianLayout(rows=(0,), cols=(-1,))
+  with jax.enable_x64(True):
+    got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), layout=layout))
+  for h in range(3):
+    np.testing.assert_allclose(got[:, h, :],
+                               numpy_laplacian_2d(x[:, h, :], "9point"),
+                               atol=1e-13)
+
+
+def test_layout_none_and_one_dimensional_custom_layout():
+  x = jnp.arange(24.0).reshape(4, 6) ** 2
+  np.testing.assert_array_equal(ladam_jax.laplacian(x, layout=None), 0.0)
+  rows_only = ladam_jax.LaplacianLayout(rows=(1,))  # each row a periodic line
+  got = np.asarray(ladam_jax.laplacian(x, layout=rows_only))
+  xn = np.asarray(x)
+  np.testing.assert_allclose(
+      got, np.roll(xn, 1, 1) + np.roll(xn, -1, 1) - 2 * xn, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(stencil="7point"), "stencil"),
+    (dict(layout="jax"), "layout"),
+    (dict(impl="fft"), "impl"),
+    (dict(layout=ladam_jax.LaplacianLayout(rows=(0,), cols=(0,))), "twice"),
+    (dict(layout=ladam_jax.LaplacianLayout(rows=(5,))), "out of range"),
+])
+def test_bad_arguments_raise(bad, match):
+  with pytest.raises(ValueError, match=match):
+    ladam_jax.laplacian(jnp.ones((4, 4)), **bad)
+
+
+def test_layout_needs_rows():
+  with pytest.raises(ValueError, match="rows"):
+    ladam_jax.LaplacianLayout(rows=())
+
+
+shapes = st.one_of(
+    st.tuples(st.integers(1, 12)),
+    st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 5),
+              st.integers(1, 5)),
+)
+
+
+@hypothesis.settings(**SETTINGS)
+@hypothesis.given(shape=shapes, stencil=st.sampled_from(["9point", "5point"]),
+                  layout=st.sampled_from(["flax", "torch"]),
+                  seed=st.integers(0, 2**16))
+def test_properties(shape, stencil, layout, seed):
+  x = jax.random.normal(jax.random.key(seed), shape)
+  conv = ladam_jax.laplacian(x, stencil, layout, impl="conv")
+  shift = ladam_jax.laplacian(x, stencil, layout, impl="shift")
+  scale = float(jnp.max(jnp.abs(x))) + 1e-30
+  # the fast path equals the lax.conv path
+  assert float(jnp.max(jnp.abs(conv - shift))) <= 1e-6 * scale * 8
+  # it sums to zero over each (periodic) field
+  assert abs(float(jnp.sum(shift))) <= 1e-4 * scale * x.size
+  # the Laplacian of a constant field is zero
+  const = ladam_jax.laplacian(jnp.full(shape, 2.5), stencil, layout)
+  np.testing.assert_allclose(const, 0.0, atol=1e-5)
+
+
+@hypothesis.settings(**SETTINGS)
+@hypothesis.given(h=st.integers(1, 10), w=st.integers(1, 10),
+                  stencil=st.sampled_from(["9point", "5point"]),
+                  seed=st.integers(0, 2**16))
+def test_commutes_with_transpose(h, w, stencil, seed):
+  x = jax.random.normal(jax.random.key(seed), (h, w))
+  np.testing.assert_allclose(ladam_jax.laplacian(x.T, stencil),
+                             ladam_jax.laplacian(x, stencil).T, atol=1e-6)
+
+
+def test_field_spec_of_named_layouts():
+  spec = _layout.field_spec((3, 3, 4, 8), "flax")
+  assert spec.perm == (3, 2, 0, 1) and spec.field == (8, 36) and spec.batch == 1
+  spec = _layout.field_spec((8, 4, 3, 3), "torch")
+  assert spec.perm == (0, 1, 2, 3) and spec.field == (8, 36)
+  assert _layout.field_spec((), "flax") is None

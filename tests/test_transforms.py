@@ -1,0 +1,463 @@
+"""Transforms and aliases: Optax equivalences, composition, specs, validation."""
+
+import functools
+
+import hypothesis
+from hypothesis import strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import ladam_jax
+
+
+def make_params(dtype=jnp.float32, seed=0):
+  k = jax.random.split(jax.random.key(seed), 4)
+  return {
+      "conv": {"kernel": jax.random.normal(k[0], (3, 3, 4, 8), dtype) * 0.3,
+               "bias": jnp.zeros((8,), dtype)},
+      "dense": {"kernel": jax.random.normal(k[1], (24, 16), dtype) * 0.3,
+                "bias": jax.random.normal(k[2], (16,), dtype) * 0.1},
+      "scale": jnp.ones((), dtype),
+  }
+
+
+def loss_fn(params, x):
+  """A smooth, well-conditioned loss whose gradients depend on the batch."""
+  w = 1.0 + 0.5 * jnp.tanh(jnp.mean(x, axis=0))  # (32,) batch weights
+  total = 0.0
+  for i, p in enumerate(jax.tree.leaves(params)):
+    flat = p.reshape(-1).astype(jnp.float32)
+    weights = jnp.resize(w, flat.shape) * (1.0 + 0.1 * i)
+    total = total + jnp.mean(weights * (flat - jnp.sin(jnp.arange(flat.size))) ** 2)
+  return total
+
+
+def batch(t, n=8):
+  return jax.random.normal(jax.random.key(100 + t), (n, 32), jnp.float32)
+
+
+def train(opt, params, steps=30, jit=True):
+  def step(params, state, x):
+    grads = jax.grad(loss_fn)(params, x)
+    updates, state = opt.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+  step = jax.jit(step) if jit else step
+  state = opt.init(params)
+  for t in range(steps):
+    params, state = step(params, state, batch(t))
+  return params, state
+
+
+def assert_trees_close(a, b, rtol, atol=0.0):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x, np.float64),
+                               np.asarray(y, np.float64), rtol=rtol, atol=atol)
+
+
+def max_rel(a, b):
+  """max over leaves of ||a - b||_inf / ||b||_inf, in NumPy float64."""
+  worst = 0.0
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    worst = max(worst, np.max(np.abs(x - y)) / (np.max(np.abs(y)) + 1e-30))
+  return float(worst)
+
+
+# --- equivalences with Optax -------------------------------------------------
+
+
+def as64(tree):
+  return jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
+
+
+@pytest.mark.parametrize("mode", ["variance_lap", "update_lap", "weight_lap"])
+def test_c2_zero_is_optax_adam(mode):
+  # Same algorithm: in float64 the trajectories agree to rounding.
+  with jax.enable_x64(True):
+    ours64, _ = train(ladam_jax.ladam(1e-2, c2=0.0, mode=mode),
+                      as64(make_params()))
+    ref64, _ = train(optax.adam(1e-2), as64(make_params()))
+    ours64, ref64 = as64(ours64), as64(ref64)
+  assert max_rel(ours64, ref64) <= 1e-12
+  # In float32, optax computes 1 - b2**t in float32, where 0.999 is stored as
+  # 0.99900001 (1.3e-5 relative error in the bias correction); ladam_jax
+  # takes it in double precision like PyTorch. Both stay within 2e-5 of each
+  # other, and ladam_jax is the closer of the two to the float64 trajectory.
+  ours, _ = train(ladam_jax.ladam(1e-2, c2=0.0, mode=mode), make_params())
+  ref, _ = train(optax.adam(1e-2), make_params())
+  assert max_rel(ours, ref) <= 2e-5
+  assert max_rel(as64(ours), ref64) < max_rel(as64(ref), ref64)
+  assert max_rel(as64(ours), ref64) <= 1e-6
+
+
+def test_c2_zero_ladamw_is_optax_adamw():
+  ours, _ = train(ladam_jax.ladamw(1e-2, weight_decay=0.1, c2=0.0),
+                  make_params())
+  ref, _ = train(optax.adamw(1e-2, weight_decay=0.1), make_params())
+  assert max_rel(ours, ref) <= 2e-5  # bias correction: see above
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_c2_zero_lrmsprop_is_optax_rmsprop(momentum):
+  ours, _ = train(ladam_jax.lrmsprop(1e-3, momentum=momentum, c2=0.0),
+                  make_params())
+  ref, _ = train(optax.rmsprop(1e-3, decay=0.99, momentum=momentum or None,
+                               eps_in_sqrt=False), make_params())
+  assert max_rel(ours, ref) <= 1e-6
+
+
+def test_coupling_changes_the_update():
+  a, _ = train(ladam_jax.ladam(1e-2, c2=0.05), make_params(), steps=5)
+  b, _ = train(ladam_jax.ladam(1e-2, c2=0.0), make_params(), steps=5)
+  assert max_rel(a["dense"]["kernel"], b["dense"]["kernel"]) > 1e-4
+  # the 0-d leaf is never smoothed
+  np.testing.assert_allclose(a["scale"], b["scale"], rtol=1e-6)
+
+
+def test_min_spatial_size_skips_small_leaves():
+  a, _ = train(ladam_jax.ladam(1e-2, c2=0.05, min_spatial_size=300),
+               make_params(), steps=5)
+  b, _ = train(ladam_jax.ladam(1e-2, c2=0.0), make_params(), steps=5)
+  # conv kernel (288 elements) and biases are skipped; dense (384) is not
+  np.testing.assert_allclose(a["conv"]["kernel"], b["conv"]["kernel"],
+                             rtol=1e-6)
+  assert max_rel(a["dense"]["kernel"], b["dense"]["kernel"]) > 1e-4
+
+
+# --- composition ---------------------------------------------------------------
+
+
+def test_chain_with_clipping_and_schedule():
+  sched = optax.warmup_cosine_decay_schedule(0.0, 1e-2, 5, 30)
+  opt = optax.chain(optax.clip_by_global_norm(0.1),
+                    ladam_jax.ladamw(sched, weight_decay=1e-2, c2=1e-3))
+  params, _ = train(opt, make_params())
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
+  # equals the same chain built by hand
+  manual = optax.chain(
+      optax.clip_by_global_norm(0.1),
+      ladam_jax.scale_by_laplacian_adam(c2=1e-3),
+      optax.add_decayed_weights(1e-2), optax.scale_by_learning_rate(sched))
+  ref, _ = train(manual, make_params())
+  assert_trees_close(params, ref, rtol=0, atol=0)
+
+
+def test_multi_steps_accumulates():
+  opt = optax.MultiSteps(ladam_jax.ladam(1e-2, c2=1e-3), every_k_schedule=3)
+  params = make_params()
+  state = opt.init(params)
+  grads = jax.grad(loss_fn)(params, batch(0))
+  for i in range(3):
+    updates, state = opt.update(grads, state, params)
+    moved = any(np.any(u != 0) for u in jax.tree.leaves(updates))
+    assert moved == (i == 2)
+  inner = ladam_jax.ladam(1e-2, c2=1e-3)
+  ref, _ = inner.update(grads, inner.init(params), params)
+  assert_trees_close(updates, ref, rtol=1e-6)
+
+
+def test_apply_if_finite_skips_nan_steps():
+  opt = optax.apply_if_finite(ladam_jax.ladam(1e-2, c2=1e-3), 3)
+  params = make_params()
+  state = opt.init(params)
+  bad = jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), params)
+  updates, state = opt.update(bad, state, params)
+  assert all(np.all(u == 0) for u in jax.tree.leaves(updates))
+  assert int(state.notfinite_count) == 1
+  good = jax.grad(loss_fn)(params, batch(0))
+  updates, state = opt.update(good, state, params)
+  assert all(np.all(np.isfinite(u)) for u in jax.tree.leaves(updates))
+
+
+def test_masked_and_partition():
+  params = make_params()
+  labels = {"conv": {"kernel": "lap", "bias": "adam"},
+            "dense": {"kernel": "lap", "bias": "adam"}, "scale": "adam"}
+  opt = optax.partition({"lap": ladam_jax.ladam(1e-2, c2=0.05),
+                         "adam": optax.adam(1e-2)}, labels)
+  part, _ = train(opt, params, steps=5)
+  mask = jax.tree.map(lambda l: l == "lap", labels)
+  masked = optax.chain(optax.masked(ladam_jax.ladam(1e-2, c2=0.05), mask),
+                       optax.masked(optax.adam(1e-2),
+                                    jax.tree.map(lambda m: not m, mask)))
+  msk, _ = train(masked, params, steps=5)
+  assert_trees_close(part, msk, rtol=1e-6)
+  full, _ = train(ladam_jax.ladam(1e-2, c2=0.05), params, steps=5)
+  assert_trees_close(part["dense"]["kernel"], full["dense"]["kernel"],
+                     rtol=1e-6)
+
+
+def test_inject_hyperparams_c2_is_live():
+  opt = optax.inject_hyperparams(ladam_jax.ladam)(learning_rate=1e-2, c2=0.05)
+  params = make_params()
+  state = opt.init(params)
+  grads = jax.grad(loss_fn)(params, batch(0))
+  step = jax.jit(opt.update)
+  u1, _ = step(grads, state, params)
+  state.hyperparams["c2"] = jnp.asarray(0.0)
+  u0, _ = step(grads, state, params)
+  adam = optax.adam(1e-2)
+  ref, _ = adam.update(grads, adam.init(params), params)
+  assert_trees_close(u0, ref, rtol=2e-5)
+  assert max_rel(u1["dense"]["kernel"], u0["dense"]["kernel"]) > 1e-4
+  # matches the non-injected optimizer
+  plain = ladam_jax.ladam(1e-2, c2=0.05)
+  ref1, _ = plain.update(grads, plain.init(params), params)
+  assert_trees_close(u1, ref1, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("factory, kwargs", [
+    (ladam_jax.ladam, dict(learning_rate=1e-2, b1=0.8, c2=0.05,
+                           min_spatial_size=10, eps=1e-7)),
+    (ladam_jax.ladam, dict(learning_rate=1e-2, c2=0.05, mode="wave_variance",
+                           wave_dt=0.2)),
+    (ladam_jax.ladamw, dict(learning_rate=1e-2, weight_decay=0.1, c2=0.05,
+                            mode="weight_lap")),
+    (ladam_jax.lrmsprop, dict(learning_rate=1e-2, momentum=0.5, c2=0.05,
+                              weight_decay=0.1)),
+    (ladam_jax.ladagrad, dict(learning_rate=1e-2, lr_decay=0.1, c2=0.05,
+                              weight_decay=0.1)),
+])
+def test_inject_hyperparams_matches_plain(factory, kwargs):
+  injected, _ = train(optax.inject_hyperparams(factory)(**kwargs),
+                      make_params(), steps=5)
+  plain, _ = train(factory(**kwargs), make_params(), steps=5)
+  assert max_rel(injected, plain) <= 1e-6
+
+
+def test_vmap_over_a_batch_of_models():
+  opt = ladam_jax.ladam(1e-2, c2=0.05)
+  stacked = jax.tree.map(lambda *x: jnp.stack(x),
+                         *[make_params(seed=s) for s in range(3)])
+  grads = jax.vmap(lambda p: jax.grad(loss_fn)(p, batch(0)))(stacked)
+  states = jax.vmap(opt.init)(stacked)
+  updates, _ = jax.jit(jax.vmap(opt.update))(grads, states, stacked)
+  for s in range(3):
+    p = make_params(seed=s)
+    g = jax.grad(loss_fn)(p, batch(0))
+    ref, _ = opt.update(g, opt.init(p), p)
+    assert_trees_close(jax.tree.map(lambda u: u[s], updates), ref,
+                       rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["variance_lap", "update_lap", "weight_lap",
+                                  "wave_variance"])
+def test_bfloat16_params_keep_dtypes(mode):
+  params = make_params(jnp.bfloat16)
+  opt = ladam_jax.ladamw(1e-2, c2=0.05, mode=mode)
+  state = opt.init(params)
+  grads = jax.grad(loss_fn)(params, batch(0).astype(jnp.bfloat16))
+  updates, new_state = jax.jit(opt.update)(grads, state, params)
+  for u in jax.tree.leaves(updates):
+    assert u.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(u)))
+  for old, new in zip(jax.tree.leaves(state), jax.tree.leaves(new_state)):
+    assert old.dtype == new.dtype and old.shape == new.shape
+
+
+def test_mu_dtype():
+  opt = ladam_jax.ladam(1e-2, c2=0.05, mu_dtype=jnp.bfloat16)
+  params = make_params()
+  state = opt.init(params)
+  grads = jax.grad(loss_fn)(params, batch(0))
+  updates, state = opt.update(grads, state, params)
+  adam_state = state[0]
+  assert all(m.dtype == jnp.bfloat16 for m in jax.tree.leaves(adam_state.mu))
+  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(adam_state.nu))
+  assert all(u.dtype == jnp.float32 for u in jax.tree.leaves(updates))
+
+
+def test_no_retrace_between_steps():
+  traces = []
+  opt = ladam_jax.ladam(optax.cosine_decay_schedule(1e-2, 10),
+                        c2=optax.linear_schedule(0.0, 1e-3, 10))
+
+  @jax.jit
+  def step(params, state, x):
+    traces.append(1)
+    grads = jax.grad(loss_fn)(params, x)
+    updates, state = opt.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  params = make_params()
+  state = opt.init(params)
+  for t in range(4):
+    params, state = step(params, state, batch(t))
+  assert len(traces) == 1
+
+
+def test_state_is_adams_size():
+  params = make_params()
+  ours = ladam_jax.scale_by_laplacian_adam().init(params)
+  ref = optax.scale_by_adam().init(params)
+  size = lambda t: sum(x.nbytes for x in jax.tree.leaves(t))
+  assert size(ours) == size(ref)
+
+
+# --- c2 specifications ---------------------------------------------------------
+
+
+def test_c2_schedule_follows_the_count():
+  sched = lambda count: jnp.where(count < 2, 0.0, 0.05)
+  params = make_params()
+  grads = jax.grad(loss_fn)(params, batch(0))
+  tx = ladam_jax.scale_by_laplacian_adam(c2=sched)
+  adam = ladam_jax.scale_by_laplacian_adam(c2=0.0)
+  lap = ladam_jax.scale_by_laplacian_adam(c2=0.05)
+  s, s0, s1 = tx.init(params), adam.init(params), lap.init(params)
+  for t in range(3):
+    u, s = tx.update(grads, s)
+    u0, s0 = adam.update(grads, s0)
+    u1, s1 = lap.update(grads, s1)
+  assert_trees_close(u, u1, rtol=1e-6)  # third step (count 2) is coupled
+  assert max_rel(u["dense"]["kernel"], u0["dense"]["kernel"]) > 1e-5
+
+
+def _updates(c2, params=None, **kw):
+  params = make_params() if params is None else params
+  grads = jax.grad(loss_fn)(params, batch(0))
+  tx = ladam_jax.scale_by_laplacian_adam(c2=c2, **kw)
+  return tx.update(grads, tx.init(params))[0]
+
+
+def test_c2_pytree_prefix_callable_and_by_path_agree():
+  per_subtree = {"conv": 0.05, "dense": 0.0, "scale": 0.0}
+  a = _updates(per_subtree)
+  b = _updates(lambda p: {"conv": 0.05, "dense": 0.0, "scale": 0.0})
+  c = _updates(ladam_jax.c2_by_path({r"^conv/": 0.05}, default=0.0))
+  d = _updates({"conv": {"kernel": 0.05, "bias": 0.05},
+                "dense": {"kernel": 0.0, "bias": 0.0}, "scale": 0.0})
+  for other in (b, c, d):
+    assert_trees_close(a, other, rtol=0, atol=0)
+  full = _updates(0.05)
+  zero = _updates(0.0)
+  assert_trees_close(a["conv"], full["conv"], rtol=0, atol=0)
+  assert_trees_close(a["dense"], zero["dense"], rtol=0, atol=0)
+
+
+def test_c2_pytree_may_hold_schedules():
+  a = _updates({"conv": optax.constant_schedule(0.05), "dense": 0.0,
+                "scale": 0.0})
+  b = _updates({"conv": 0.05, "dense": 0.0, "scale": 0.0})
+  assert_trees_close(a, b, rtol=0, atol=0)
+
+
+def test_c2_pytree_with_wrong_structure_raises():
+  with pytest.raises(ValueError, match="prefix"):
+    _updates({"conv": 0.05})
+
+
+def test_layout_per_subtree():
+  torch_layout = {"conv": "torch", "dense": "flax", "scale": "flax"}
+  a = _updates(0.05, layout=torch_layout)
+  b = _updates(0.05, layout="flax")
+  assert max_rel(a["conv"]["kernel"], b["conv"]["kernel"]) > 1e-6
+  assert_trees_close(a["dense"], b["dense"], rtol=0, atol=0)
+  c = _updates(0.05, layout=lambda p: jax.tree.map(lambda _: None, p))
+  assert_trees_close(c, _updates(0.0), rtol=0, atol=0)
+
+
+# --- weight_lap ----------------------------------------------------------------
+
+
+def test_weight_lap_is_adam_then_weight_diffusion():
+  params = make_params()
+  grads = jax.grad(loss_fn)(params, batch(0))
+  opt = ladam_jax.ladam(1e-2, c2=0.05, mode="weight_lap")
+  updates, _ = opt.update(grads, opt.init(params), params)
+  adam = optax.adam(1e-2)
+  au, _ = adam.update(grads, adam.init(params), params)
+  stepped = optax.apply_updates(params, au)
+  k = stepped["dense"]["kernel"]
+  expected = k + 0.05 * ladam_jax.laplacian(k)
+  got = optax.apply_updates(params, updates)["dense"]["kernel"]
+  np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
+
+
+def test_add_weight_laplacian_needs_params():
+  tx = ladam_jax.add_weight_laplacian(1e-3)
+  params = make_params()
+  with pytest.raises(ValueError, match="params"):
+    tx.update(params, tx.init(params))
+
+
+# --- validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factory, kwargs, match", [
+    (ladam_jax.ladam, dict(learning_rate=-1.0), "learning_rate"),
+    (ladam_jax.ladam, dict(eps=-1e-8), "eps"),
+    (ladam_jax.ladam, dict(b1=1.0), "b1"),
+    (ladam_jax.ladam, dict(b2=-0.1), "b2"),
+    (ladam_jax.ladam, dict(c2=-1e-4), "c2"),
+    (ladam_jax.ladam, dict(c2=float("nan")), "c2"),
+    (ladam_jax.ladam, dict(c2={"a": -1.0}), "c2"),
+    (ladam_jax.ladam, dict(mode="adam"), "mode"),
+    (ladam_jax.ladam, dict(stencil="3point"), "stencil"),
+    (ladam_jax.ladam, dict(layout="keras"), "layout"),
+    (ladam_jax.ladam, dict(min_spatial_size=-1), "min_spatial_size"),
+    (ladam_jax.ladam, dict(variance_floor=-1.0), "variance_floor"),
+    (ladam_jax.ladam, dict(impl="pallas"), "impl"),
+    (ladam_jax.ladam, dict(mode="wave_variance", wave_damping=2.0),
+     "wave_damping"),
+    (ladam_jax.ladamw, dict(weight_decay=-0.1), "weight_decay"),
+    (ladam_jax.lrmsprop, dict(decay=1.5), "decay"),
+    (ladam_jax.lrmsprop, dict(momentum=-0.5), "momentum"),
+    (ladam_jax.ladagrad, dict(lr_decay=-1.0), "lr_decay"),
+    (ladam_jax.ladagrad, dict(eps=-1.0), "eps"),
+    (ladam_jax.scale_by_laplacian_adam, dict(mode="weight_lap"), "weight_lap"),
+])
+def test_invalid_hyperparameters_raise_at_construction(factory, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    factory(**kwargs)
+
+
+def test_inject_hyperparams_rejects_negative_c2_at_init():
+  opt = optax.inject_hyperparams(ladam_jax.ladam)(learning_rate=1e-3, c2=-1.0)
+  with pytest.raises(ValueError, match="c2"):
+    opt.init(make_params())
+
+
+# --- robustness ------------------------------------------------------------------
+
+
+@hypothesis.settings(deadline=None, max_examples=20, derandomize=True)
+@hypothesis.given(
+    shape=st.sampled_from([(5,), (16,), (2, 40), (9, 7), (3, 3, 4, 5),
+                           (1, 1), ()]),
+    c2=st.sampled_from([0.0, 1e-6, 1e-3, 0.3, 10.0, 1e6]),
+    mode=st.sampled_from(["variance_lap", "update_lap", "weight_lap",
+                          "wave_variance"]),
+    stencil=st.sampled_from(["9point", "5point"]),
+    floor=st.sampled_from([None, 0.0]),
+    gscale=st.sampled_from([0.0, 1e-20, 1.0, 1e10]),
+    seed=st.integers(0, 1000))
+def test_finite_gradients_give_finite_updates(shape, c2, mode, stencil, floor,
+                                              gscale, seed):
+  params = {"w": jax.random.normal(jax.random.key(seed), shape)}
+  opt = ladam_jax.ladam(1e-3, c2=c2, mode=mode, stencil=stencil,
+                        variance_floor=floor, min_spatial_size=0)
+  state = opt.init(params)
+  for t in range(3):
+    g = {"w": jax.random.normal(jax.random.key(seed + t), shape) * gscale}
+    updates, state = opt.update(g, state, params)
+    assert bool(jnp.all(jnp.isfinite(updates["w"])))
+    params = optax.apply_updates(params, updates)
+
+
+@hypothesis.settings(deadline=None, max_examples=15, derandomize=True)
+@hypothesis.given(
+    factory=st.sampled_from([ladam_jax.lrmsprop, ladam_jax.ladagrad]),
+    c2=st.sampled_from([1e-4, 0.3, 1e6]),
+    gscale=st.sampled_from([0.0, 1.0, 1e10]),
+    seed=st.integers(0, 1000))
+def test_rms_and_adagrad_finite(factory, c2, gscale, seed):
+  params = {"w": jax.random.normal(jax.random.key(seed), (9, 7))}
+  opt = factory(1e-3, c2=c2)
+  state = opt.init(params)
+  for t in range(3):
+    g = {"w": jax.random.normal(jax.random.key(seed + t), (9, 7)) * gscale}
+    updates, state = opt.update(g, state, params)
+    assert bool(jnp.all(jnp.isfinite(updates["w"])))

@@ -1,0 +1,134 @@
+"""Writes golden trajectories of the PyTorch reference (``ladam==0.4.1``).
+
+Run by hand in a side virtualenv that has torch and ladam (the test suite does
+not need them)::
+
+    python -m venv /tmp/tvenv
+    /tmp/tvenv/bin/pip install torch==2.13.0 numpy
+    /tmp/tvenv/bin/pip install --no-deps ladam==0.4.1
+    /tmp/tvenv/bin/python tools/make_golden.py      # -> tests/golden/reference.npz
+
+Every configuration steps the same parameters with the same gradient sequence
+(stored once, float32 values) for ``STEPS`` steps, in float64 and in float32,
+and records the parameters after the last step (PyTorch layout). ``tests/test_parity.py`` replays them with ladam_jax on the Flax
+layout of the same leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+import ladam
+from ladam import LAdaGrad, LAdamW, LRMSProp
+
+STEPS = 30
+SEED = 20261122
+
+# name -> PyTorch-layout shape. Dense (out, in), Conv1D (out, in, k), Conv2D
+# (out, in, kh, kw), Embed (vocab, features), biases >= 16 and < 16, a field
+# with a side < 3, a 0-d leaf, a size-1 leaf and a 1-D leaf shorter than 4.
+LEAVES = {
+    "dense": (16, 12),
+    "conv1d": (8, 4, 5),
+    "conv2d": (6, 4, 3, 3),
+    "embed": (16, 10),
+    "bias_big": (20,),
+    "bias_small": (8,),
+    "thin": (2, 12),
+    "scalar": (),
+    "one": (1,),
+    "short": (3,),
+}
+
+C2 = 0.05
+CONFIGS = {
+    # LAdamW modes x stencils
+    "adam_variance_9": ("adam", dict(c2=C2)),
+    "adam_variance_5": ("adam", dict(c2=C2, stencil="5point")),
+    "adam_update_9": ("adam", dict(c2=C2, mode="update_lap")),
+    "adam_update_5": ("adam", dict(c2=C2, mode="update_lap", stencil="5point")),
+    "adam_weight_9": ("adam", dict(c2=C2, mode="weight_lap")),
+    "adam_weight_5": ("adam", dict(c2=C2, mode="weight_lap", stencil="5point")),
+    "adam_wave_9": ("adam", dict(c2=C2, mode="wave_variance")),
+    "adam_wave_5": ("adam", dict(c2=C2, mode="wave_variance", stencil="5point")),
+    "adam_wave_e0": ("adam", dict(c2=C2, mode="wave_variance", wave_E0=0.05,
+                                  wave_dt=0.2, wave_kappa=0.3,
+                                  wave_damping=0.7)),
+    # hyperparameters and edge cases
+    "adam_wd_betas": ("adam", dict(c2=C2, weight_decay=0.1, betas=(0.8, 0.99),
+                                   eps=1e-6)),
+    "adam_floor": ("adam", dict(c2=0.5)),  # smoothed variance hits the floor
+    "adam_min_size_2": ("adam", dict(c2=C2, min_spatial_size=2)),
+    "adam_min_size_170": ("adam", dict(c2=C2, min_spatial_size=170)),
+    "adam_c2_zero": ("adam", dict(c2=0.0)),
+    # LRMSProp
+    "rms_plain": ("rms", dict(c2=C2)),
+    "rms_momentum_wd": ("rms", dict(c2=C2, momentum=0.9, weight_decay=0.05,
+                                    alpha=0.9)),
+    "rms_5_min2": ("rms", dict(c2=C2, stencil="5point", min_spatial_size=2)),
+    # LAdaGrad
+    "adagrad_plain": ("adagrad", dict(c2=C2)),
+    "adagrad_decay_wd": ("adagrad", dict(c2=C2, lr_decay=0.01,
+                                         weight_decay=0.05)),
+    "adagrad_5_min2": ("adagrad", dict(c2=C2, stencil="5point",
+                                       min_spatial_size=2)),
+}
+LR = {"adam": 1e-2, "rms": 1e-2, "adagrad": 5e-2}
+CLASSES = {"adam": LAdamW, "rms": LRMSProp, "adagrad": LAdaGrad}
+
+
+def run(kind, kwargs, params0, grads, dtype):
+  params = [torch.nn.Parameter(torch.tensor(params0[k], dtype=dtype))
+            for k in LEAVES]
+  opt = CLASSES[kind](params, lr=LR[kind], **kwargs)
+  for t in range(STEPS):
+    for p, k in zip(params, LEAVES):
+      p.grad = torch.tensor(grads[k][t], dtype=dtype)
+    opt.step()
+  return {k: p.detach().numpy().copy() for p, k in zip(params, LEAVES)}
+
+
+def main():
+  rng = np.random.default_rng(SEED)
+  params0 = {k: (0.1 * rng.standard_normal(s)).astype(np.float64)
+             for k, s in LEAVES.items()}
+  # Gradients with a smooth part (so the Laplacian has structure to act on),
+  # noise, and a per-step scale; stored as float32 values.
+  grads = {}
+  for k, s in LEAVES.items():
+    smooth = np.cos(np.arange(int(np.prod(s))) * 0.3).reshape(s)
+    g = np.stack([(0.5 * smooth * (1 + 0.1 * t) +
+                   rng.standard_normal(s)) * (0.01 + 0.01 * (t % 5))
+                  for t in range(STEPS)])
+    grads[k] = g.astype(np.float32).astype(np.float64)
+  out = {}
+  for k in LEAVES:
+    out[f"params0/{k}"] = params0[k]
+    out[f"grads/{k}"] = grads[k].astype(np.float32)
+  for name, (kind, kwargs) in CONFIGS.items():
+    for dtype, tag in ((torch.float64, "f64"), (torch.float32, "f32")):
+      snaps = run(kind, kwargs, params0, grads, dtype)
+      for key, value in snaps.items():
+        out[f"{name}/{tag}/{key}"] = value
+  meta = dict(steps=STEPS, leaves={k: list(s) for k, s in LEAVES.items()},
+              lr=LR, configs={n: [kind, {k: v for k, v in kw.items()}]
+                              for n, (kind, kw) in CONFIGS.items()},
+              torch=torch.__version__,
+              ladam=getattr(ladam, "__version__", "0.4.1"))
+  out["meta"] = np.array(json.dumps(meta))
+  path = os.path.join(os.path.dirname(__file__), "..", "tests", "golden",
+                      "reference.npz")
+  np.savez_compressed(path, **out)
+  print(f"wrote {os.path.normpath(path)} "
+        f"({os.path.getsize(path) / 1024:.0f} KiB, {len(CONFIGS)} configs)",
+        file=sys.stderr)
+
+
+if __name__ == "__main__":
+  torch.manual_seed(0)
+  main()
