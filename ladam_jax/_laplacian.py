@@ -18,9 +18,9 @@ Two implementations give the same numbers (to rounding):
 
 - ``'conv'``: ``jax.lax.conv_general_dilated`` on a wrap-padded field, exactly
   the reference's ``F.pad(mode='circular')`` + ``F.conv2d``;
-- ``'shift'``: sums of periodically shifted copies (``jnp.roll``), which XLA
-  fuses with the optimizer's elementwise maths into one loop; much faster on CPU,
-  where single-channel convolutions are slow.
+- ``'shift'``: weighted sums of shifted slices of the wrap-padded field, which
+  XLA fuses with the optimizer's elementwise maths; much faster on CPU, where
+  single-channel convolutions are slow.
 """
 
 from __future__ import annotations
@@ -89,17 +89,24 @@ def _conv_field(f: jax.Array, stencil: str) -> jax.Array:
 
 
 def _shift_field(f: jax.Array, stencil: str) -> jax.Array:
-  """Same as :func:`_conv_field`, from periodic shifts (fuses in XLA)."""
+  """Same as :func:`_conv_field`, from shifted slices of a wrap-padded field.
+
+  XLA fuses the pad, the slices and the weighted sum with the optimizer's
+  elementwise maths; on CPU this is many times faster than a single-channel
+  convolution.
+  """
   dtype = f.dtype
   if f.ndim == 2:
-    return jnp.roll(f, 1, axis=1) + jnp.roll(f, -1, axis=1) - 2 * f
+    n = f.shape[1]
+    p = jnp.pad(f, ((0, 0), (1, 1)), mode="wrap")
+    return p[:, :n] + p[:, 2:] - 2 * f
+  h, w = f.shape[1:]
   centre, face, corner = (jnp.asarray(c, dtype) for c in _WEIGHTS[stencil])
-  up_down = jnp.roll(f, 1, axis=1) + jnp.roll(f, -1, axis=1)
-  left_right = jnp.roll(f, 1, axis=2) + jnp.roll(f, -1, axis=2)
-  out = centre * f + face * (up_down + left_right)
+  p = jnp.pad(f, ((0, 0), (1, 1), (1, 1)), mode="wrap")
+  s = lambda i, j: p[:, i:i + h, j:j + w]
+  out = centre * f + face * ((s(0, 1) + s(2, 1)) + (s(1, 0) + s(1, 2)))
   if stencil == "9point":
-    corners = jnp.roll(up_down, 1, axis=2) + jnp.roll(up_down, -1, axis=2)
-    out = out + corner * corners
+    out = out + corner * ((s(0, 0) + s(0, 2)) + (s(2, 0) + s(2, 2)))
   return out
 
 

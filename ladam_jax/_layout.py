@@ -90,7 +90,10 @@ def check_leaf_layout(layout) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class FieldSpec:
-  """How one leaf maps to a batch of periodic fields (static)."""
+  """How one leaf maps to a batch of periodic fields (static).
+
+  The leaf is transposed by ``perm`` and reshaped to ``(batch, *field)``.
+  """
 
   perm: tuple[int, ...]  # leaf axes -> (*batch, *rows, *cols)
   batch: int  # number of independent fields
@@ -111,9 +114,13 @@ def _named_axes(layout: str, ndim: int) -> LaplacianLayout:
     # (out, in, *spatial).reshape(out, -1); for 2-D both stencils commute with
     # transposition, so (in, out) and (out, in) give the same smoothing.
     return LaplacianLayout(rows=(0,), cols=tuple(range(1, ndim)))
-  # Flax (*spatial, in, out): the PyTorch (out, in, *spatial) view.
-  return LaplacianLayout(rows=(ndim - 1,),
-                         cols=(ndim - 2,) + tuple(range(ndim - 2)))
+  # Flax (*spatial, in, out): the reference's field is the PyTorch view
+  # (out, in * prod(spatial)). We smooth its transpose (in * prod(spatial),
+  # out): the same result, as both stencils and the size rules commute with
+  # transposition, and it moves whole contiguous `out` rows instead of
+  # transposing element by element (2-3x faster on CPU).
+  return LaplacianLayout(rows=(ndim - 2,) + tuple(range(ndim - 2)),
+                         cols=(ndim - 1,))
 
 
 def field_spec(shape: tuple[int, ...], layout: LeafLayout) -> FieldSpec | None:
@@ -137,8 +144,7 @@ def field_spec(shape: tuple[int, ...], layout: LeafLayout) -> FieldSpec | None:
   h = math.prod(shape[a] for a in rows)
   field = (h,) if not cols else (h, math.prod(shape[a] for a in cols))
   return FieldSpec(perm=batch_axes + named,
-                   batch=math.prod(shape[a] for a in batch_axes),
-                   field=field)
+                   batch=math.prod(shape[a] for a in batch_axes), field=field)
 
 
 def _bad_axis(axis, shape):

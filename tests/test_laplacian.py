@@ -191,8 +191,9 @@ def test_commutes_with_transpose(h, w, stencil, seed):
 
 
 def test_field_spec_of_named_layouts():
+  # the transpose of the reference's (out, in * kh * kw) field
   spec = _layout.field_spec((3, 3, 4, 8), "flax")
-  assert spec.perm == (3, 2, 0, 1) and spec.field == (8, 36) and spec.batch == 1
+  assert spec.perm == (2, 0, 1, 3) and spec.field == (36, 8) and spec.batch == 1
   spec = _layout.field_spec((8, 4, 3, 3), "torch")
   assert spec.perm == (0, 1, 2, 3) and spec.field == (8, 36)
   assert _layout.field_spec((), "flax") is None
