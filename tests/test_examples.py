@@ -1,0 +1,22 @@
+"""The examples run end to end at a tiny size."""
+
+import os
+import runpy
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("script, args", [
+    ("examples/quickstart.py", ["--steps", "3", "--seeds", "2"]),
+    ("benchmarks/bench_update.py", ["--size-div", "32", "--rounds", "2",
+                                    "--trees", "mlp,cnn"]),
+])
+def test_script_runs(script, args, capsys, monkeypatch):
+  monkeypatch.setattr(sys, "argv", [script] + args)
+  runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+  out = capsys.readouterr().out
+  assert "|---|" in out
+  assert "nan" not in out.lower()
