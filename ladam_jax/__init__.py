@@ -12,6 +12,9 @@ from ladam_jax._aliases import lrmsprop
 from ladam_jax._c2 import c2_by_path
 from ladam_jax._c2 import suggest_c2
 from ladam_jax._laplacian import laplacian
+from ladam_jax._laprop import laprop
+from ladam_jax._laprop import scale_by_laplacian_laprop
+from ladam_jax._laprop import ScaleByLaplacianLapropState
 from ladam_jax._layout import LaplacianLayout
 from ladam_jax._schedules import chi_anneal_schedule
 from ladam_jax._transforms import add_weight_laplacian
@@ -22,11 +25,16 @@ from ladam_jax._transforms import scale_by_laplacian_rms
 from ladam_jax._transforms import ScaleByLaplacianAdagradState
 from ladam_jax._transforms import ScaleByLaplacianAdamState
 from ladam_jax._transforms import ScaleByLaplacianRmsState
+from ladam_jax._vradam import scale_by_velocity_regularization
+from ladam_jax._vradam import VelocityRegularizationState
+from ladam_jax._vradam import vradam
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AddWeightLaplacianState",
+    "ScaleByLaplacianLapropState",
+    "VelocityRegularizationState",
     "LaplacianLayout",
     "ScaleByLaplacianAdagradState",
     "ScaleByLaplacianAdamState",
@@ -38,9 +46,13 @@ __all__ = [
     "ladam",
     "ladamw",
     "laplacian",
+    "laprop",
     "lrmsprop",
     "scale_by_laplacian_adagrad",
     "scale_by_laplacian_adam",
+    "scale_by_laplacian_laprop",
     "scale_by_laplacian_rms",
+    "scale_by_velocity_regularization",
     "suggest_c2",
+    "vradam",
 ]

@@ -21,7 +21,7 @@ __all__ = ["ladam", "ladamw", "lrmsprop", "ladagrad"]
 ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
 
 
-def _check_lr(learning_rate):
+def check_learning_rate(learning_rate):
   if not callable(learning_rate):
     _validation.check_non_negative("learning_rate", learning_rate)
 
@@ -29,7 +29,7 @@ def _check_lr(learning_rate):
 def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
                 stencil, min_spatial_size, layout, variance_floor, mu_dtype,
                 impl, wave):
-  _check_lr(learning_rate)
+  check_learning_rate(learning_rate)
   _validation.check_choice("mode", mode, _transforms.ADAM_MODES)
   scale_mode = "variance_lap" if mode == "weight_lap" else mode
   parts = [
@@ -198,7 +198,7 @@ def ladamw(
       wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))
 
 
-def _decay_and_lr(parts, learning_rate, weight_decay, mask=None):
+def decay_and_lr(parts, learning_rate, weight_decay, mask=None):
   """Appends decoupled weight decay (when not a concrete 0) and the lr."""
   _validation.check_non_negative("weight_decay", weight_decay)
   if not _validation.is_concrete_zero(weight_decay):
@@ -249,14 +249,14 @@ def lrmsprop(
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
   """
-  _check_lr(learning_rate)
+  check_learning_rate(learning_rate)
   _validation.check_non_negative("momentum", momentum)
   parts = [_transforms.scale_by_laplacian_rms(
       decay, eps, initial_scale=initial_scale, c2=c2, stencil=stencil,
       min_spatial_size=min_spatial_size, layout=layout, impl=impl)]
   if not _validation.is_concrete_zero(momentum):
     parts.append(optax.trace(decay=momentum))
-  return _decay_and_lr(parts, learning_rate, weight_decay)
+  return decay_and_lr(parts, learning_rate, weight_decay)
 
 
 def ladagrad(
@@ -299,7 +299,7 @@ def ladagrad(
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
   """
-  _check_lr(learning_rate)
+  check_learning_rate(learning_rate)
   _validation.check_non_negative("lr_decay", lr_decay)
   parts = [_transforms.scale_by_laplacian_adagrad(
       eps, initial_accumulator_value=initial_accumulator_value, c2=c2,
@@ -308,4 +308,4 @@ def ladagrad(
   if not _validation.is_concrete_zero(lr_decay):
     # count is 0 at step 1: the factor is 1 / (1 + (t - 1) * lr_decay).
     parts.append(optax.scale_by_schedule(lambda count: 1 / (1 + count * lr_decay)))
-  return _decay_and_lr(parts, learning_rate, weight_decay)
+  return decay_and_lr(parts, learning_rate, weight_decay)

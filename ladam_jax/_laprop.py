@@ -1,0 +1,171 @@
+r"""LaProp (momentum and adaptivity decoupled), with optional Laplacian coupling.
+
+References:
+  Ziyin, Wang, Ueda, *LaProp: Separating Momentum and Adaptivity in Adam*,
+  arXiv:2002.04839.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from optax._src import numerics
+
+from ladam_jax import _coupling
+from ladam_jax import _numerics
+from ladam_jax import _validation
+
+__all__ = ["ScaleByLaplacianLapropState", "scale_by_laplacian_laprop",
+           "laprop"]
+
+
+class ScaleByLaplacianLapropState(NamedTuple):
+  """State of :func:`scale_by_laplacian_laprop` (Adam-sized)."""
+
+  count: jax.Array  # shape=(), dtype=jnp.int32
+  mu: optax.Updates
+  nu: optax.Updates
+
+
+def scale_by_laplacian_laprop(
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-15,
+    *,
+    c2: Any = 0.0,
+    stencil: str = "9point",
+    min_spatial_size: jax.typing.ArrayLike = 16,
+    layout: Any = "flax",
+    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    impl: Optional[str] = None,
+) -> optax.GradientTransformation:
+  r"""Rescale updates by LaProp, the second moment optionally Laplacian-smoothed.
+
+  .. math::
+    n_t &= \beta_2 n_{t-1} + (1-\beta_2) g_t^2, \quad
+    \hat n_t = n_t / (1-\beta_2^t), \\
+    \tilde n &= \max(\hat n_t + c_2 L(\hat n_t), \text{floor})
+      \text{ where use\_lap, else } \hat n_t, \\
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t / (\sqrt{\tilde n} + \epsilon),
+    \quad u = m_t / (1-\beta_1^t).
+
+  ``c2=0`` (the default) is plain LaProp; the coupling is LAdam's
+  ``variance_lap`` applied to :math:`\hat n` (floor ``eps`` unless
+  ``variance_floor`` is given).
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, ladam_jax
+    >>> tx = optax.chain(ladam_jax.scale_by_laplacian_laprop(c2=1e-4),
+    ...                  optax.scale_by_learning_rate(4e-4))
+    >>> state = tx.init({'w': jnp.ones((8, 8))})
+
+  Args:
+    b1: momentum decay, in [0, 1).
+    b2: second-moment decay, in [0, 1).
+    eps: added to the square root, >= 0 (reference default 1e-15).
+    c2: coupling strength (number, schedule, pytree or params callable).
+    stencil: ``'9point'`` or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed.
+    layout: field layout(s), as in :func:`ladam_jax.scale_by_laplacian_adam`.
+    variance_floor: floor of the smoothed second moment (None = eps).
+    mu_dtype: optional dtype of the momentum.
+    impl: Laplacian implementation or None.
+
+  Returns:
+    A :class:`optax.GradientTransformation`.
+  """
+  _validation.check_unit_interval("b1", b1)
+  _validation.check_unit_interval("b2", b2)
+  _validation.check_non_negative("eps", eps)
+  if variance_floor is not None:
+    _validation.check_non_negative("variance_floor", variance_floor)
+  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
+                     min_spatial_size=min_spatial_size, impl=impl)
+  mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
+  floor = eps if variance_floor is None else variance_floor
+  coupling_kwargs = dict(c2=c2, layout=layout,
+                         min_spatial_size=min_spatial_size)
+
+  def init_fn(params):
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    return ScaleByLaplacianLapropState(
+        jnp.zeros([], jnp.int32), optax.tree.zeros_like(params, mu_dtype),
+        optax.tree.zeros_like(params))
+
+  def update_fn(updates, state, params=None):
+    del params
+    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    count_inc = numerics.safe_increment(state.count)
+    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+    nu_hat = _numerics.bias_correction(nu, b2, count_inc)
+    flat_g, treedef = jax.tree.flatten(updates)
+    flat_n = treedef.flatten_up_to(nu_hat)
+    scaled = treedef.unflatten([
+        g / (jnp.sqrt(_coupling.smooth(n, leaves[i], stencil, impl, floor))
+             + eps)
+        for i, (g, n) in enumerate(zip(flat_g, flat_n))])
+    mu = optax.tree.update_moment(scaled, state.mu, b1, 1)
+    new_updates = _numerics.bias_correction(mu, b1, count_inc)
+    return new_updates, ScaleByLaplacianLapropState(
+        count_inc, optax.tree.cast(mu, mu_dtype),
+        optax.tree.cast_like(nu, state.nu))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def laprop(
+    learning_rate: Any = 4e-4,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-15,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    mask: Any = None,
+    *,
+    c2: Any = 0.0,
+    stencil: str = "9point",
+    min_spatial_size: jax.typing.ArrayLike = 16,
+    layout: Any = "flax",
+    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    impl: Optional[str] = None,
+) -> optax.GradientTransformation:
+  r"""LaProp with decoupled weight decay; ``c2 > 0`` gives Laplacian LaProp.
+
+  ``optax.chain(scale_by_laplacian_laprop(...), add_decayed_weights(...),
+  scale_by_learning_rate(learning_rate))``; the weight decay is left out
+  when it is a concrete 0.
+
+  Examples:
+    >>> import jax.numpy as jnp, ladam_jax
+    >>> opt = ladam_jax.laprop(4e-4, c2=1e-4)  # Laplacian LaProp
+    >>> state = opt.init({'w': jnp.ones((8, 8))})
+
+  Args:
+    learning_rate: a float >= 0 or an Optax schedule (reference 4e-4).
+    b1: momentum decay, in [0, 1).
+    b2: second-moment decay, in [0, 1).
+    eps: added to the square root (reference 1e-15).
+    weight_decay: decoupled weight decay rate >= 0.
+    mask: which leaves are decayed, as in ``optax.adamw``.
+    c2: coupling strength; 0 (default) is plain LaProp.
+    stencil: ``'9point'`` or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed.
+    layout: field layout(s).
+    variance_floor: floor of the smoothed second moment (None = eps).
+    mu_dtype: optional dtype of the momentum.
+    impl: Laplacian implementation or None.
+
+  Returns:
+    The optimizer as an :class:`optax.GradientTransformation`.
+  """
+  from ladam_jax import _aliases  # pylint: disable=g-import-not-at-top
+  _aliases.check_learning_rate(learning_rate)
+  parts = [scale_by_laplacian_laprop(
+      b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
+      layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
+      impl=impl)]
+  return _aliases.decay_and_lr(parts, learning_rate, weight_decay, mask)
