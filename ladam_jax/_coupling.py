@@ -27,7 +27,8 @@ from ladam_jax import _laplacian
 from ladam_jax import _layout
 from ladam_jax import _validation
 
-__all__ = ["LeafCoupling", "plan", "smooth", "coupled_term", "validate"]
+__all__ = ["LeafCoupling", "plan", "smooth", "coupled_term", "validate",
+           "map_leaves", "plan_kwargs"]
 
 
 class LeafCoupling(NamedTuple):
@@ -46,6 +47,11 @@ def validate(*, c2, stencil, layout, min_spatial_size, impl) -> None:
   if not callable(layout) and _layout.is_leaf_layout(layout):
     _layout.check_leaf_layout(layout)
   _validation.check_non_negative("min_spatial_size", min_spatial_size)
+
+
+def plan_kwargs(c2, layout, min_spatial_size) -> dict[str, Any]:
+  """The keyword arguments of :func:`plan` that a transform fixes at build."""
+  return dict(c2=c2, layout=layout, min_spatial_size=min_spatial_size)
 
 
 def plan(tree: Any, count: jax.Array, *, c2, layout,
@@ -105,3 +111,15 @@ def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
   if floor is not None:
     coupled = jnp.maximum(coupled, jnp.asarray(floor, x.dtype))
   return _select(leaf.use_lap, coupled, x)
+
+
+def map_leaves(fn, tree: Any, *others: Any):
+  """Applies ``fn(i, leaf, *other_leaves)`` per leaf of ``tree``.
+
+  ``i`` indexes the list returned by :func:`plan` for the same tree. Returns
+  the treedef of ``tree`` and the list of outputs.
+  """
+  leaves, treedef = jax.tree.flatten(tree)
+  other_leaves = [treedef.flatten_up_to(o) for o in others]
+  outs = [fn(i, x, *(o[i] for o in other_leaves)) for i, x in enumerate(leaves)]
+  return treedef, outs

@@ -15,6 +15,7 @@ import optax
 from optax._src import numerics
 
 from ladam_jax import _coupling
+from ladam_jax import _aliases
 from ladam_jax import _numerics
 from ladam_jax import _validation
 
@@ -78,36 +79,30 @@ def scale_by_laplacian_laprop(
   Returns:
     A :class:`optax.GradientTransformation`.
   """
-  _validation.check_unit_interval("b1", b1)
-  _validation.check_unit_interval("b2", b2)
-  _validation.check_non_negative("eps", eps)
-  if variance_floor is not None:
-    _validation.check_non_negative("variance_floor", variance_floor)
+  _validation.check_adam_like(b1, b2, eps, variance_floor)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   floor = eps if variance_floor is None else variance_floor
-  coupling_kwargs = dict(c2=c2, layout=layout,
-                         min_spatial_size=min_spatial_size)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
     return ScaleByLaplacianLapropState(
         jnp.zeros([], jnp.int32), optax.tree.zeros_like(params, mu_dtype),
         optax.tree.zeros_like(params))
 
   def update_fn(updates, state, params=None):
     del params
-    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
     count_inc = numerics.safe_increment(state.count)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
-    flat_g, treedef = jax.tree.flatten(updates)
-    flat_n = treedef.flatten_up_to(nu_hat)
-    scaled = treedef.unflatten([
-        g / (jnp.sqrt(_coupling.smooth(n, leaves[i], stencil, impl, floor))
-             + eps)
-        for i, (g, n) in enumerate(zip(flat_g, flat_n))])
+    treedef, outs = _coupling.map_leaves(
+        lambda i, g, n: g / (
+            jnp.sqrt(_coupling.smooth(n, leaves[i], stencil, impl, floor)) + eps),
+        updates, nu_hat)
+    scaled = treedef.unflatten(outs)
     mu = optax.tree.update_moment(scaled, state.mu, b1, 1)
     new_updates = _numerics.bias_correction(mu, b1, count_inc)
     return new_updates, ScaleByLaplacianLapropState(
@@ -162,7 +157,6 @@ def laprop(
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
   """
-  from ladam_jax import _aliases  # pylint: disable=g-import-not-at-top
   _aliases.check_learning_rate(learning_rate)
   parts = [scale_by_laplacian_laprop(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,

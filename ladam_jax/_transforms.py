@@ -34,18 +34,6 @@ __all__ = [
 ADAM_MODES = ("variance_lap", "update_lap", "weight_lap", "wave_variance")
 
 
-def _coupling_kwargs(c2, layout, min_spatial_size):
-  return dict(c2=c2, layout=layout, min_spatial_size=min_spatial_size)
-
-
-def _map_leaves(fn, tree, *others):
-  """Applies ``fn(i, leaf, *other_leaves)`` per leaf; returns lists per output."""
-  leaves, treedef = jax.tree.flatten(tree)
-  other_leaves = [treedef.flatten_up_to(o) for o in others]
-  outs = [fn(i, x, *(o[i] for o in other_leaves)) for i, x in enumerate(leaves)]
-  return treedef, outs
-
-
 class ScaleByLaplacianAdamState(NamedTuple):
   """State of :func:`scale_by_laplacian_adam`.
 
@@ -154,11 +142,7 @@ def scale_by_laplacian_adam(
         "mode='weight_lap') or chain ladam_jax.add_weight_laplacian after "
         "optax.scale_by_learning_rate. Allowed here: 'variance_lap', "
         "'update_lap', 'wave_variance'.")
-  _validation.check_unit_interval("b1", b1)
-  _validation.check_unit_interval("b2", b2)
-  _validation.check_non_negative("eps", eps)
-  if variance_floor is not None:
-    _validation.check_non_negative("variance_floor", variance_floor)
+  _validation.check_adam_like(b1, b2, eps, variance_floor)
   _validation.check_non_negative("wave_dt", wave_dt)
   _validation.check_non_negative("wave_kappa", wave_kappa)
   _validation.check_non_negative("wave_E0", wave_E0)
@@ -171,10 +155,10 @@ def scale_by_laplacian_adam(
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   wave = mode == "wave_variance"
   floor = eps if variance_floor is None else variance_floor
-  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
     mu = optax.tree.zeros_like(params, dtype=mu_dtype)
     nu = optax.tree.zeros_like(params)
     if not wave:
@@ -185,12 +169,12 @@ def scale_by_laplacian_adam(
 
   def update_fn(updates, state, params=None):
     del params
-    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
     count_inc = numerics.safe_increment(state.count)
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
     mu_hat = _numerics.bias_correction(mu, b1, count_inc)
     if wave:
-      treedef, outs = _map_leaves(
+      treedef, outs = _coupling.map_leaves(
           lambda i, g, m, v, vp, e0: _wave_leaf(
               g, m, v, vp, e0, leaves[i], count_inc),
           updates, mu_hat, state.nu, state.nu_prev, state.wave_e0_sq)
@@ -207,7 +191,7 @@ def scale_by_laplacian_adam(
     else:  # update_lap
       leaf_fn = lambda i, m, v: _coupling.smooth(  # pylint: disable=g-long-lambda
           m / (jnp.sqrt(v) + eps), leaves[i], stencil, impl)
-    treedef, outs = _map_leaves(leaf_fn, mu_hat, nu_hat)
+    treedef, outs = _coupling.map_leaves(leaf_fn, mu_hat, nu_hat)
     new_updates = treedef.unflatten(outs)
     nu = optax.tree.cast_like(nu, state.nu)
     return new_updates, ScaleByLaplacianAdamState(
@@ -276,10 +260,10 @@ def add_weight_laplacian(
   """
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl)
-  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
     return AddWeightLaplacianState(jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
@@ -287,13 +271,13 @@ def add_weight_laplacian(
       raise ValueError(
           "add_weight_laplacian smooths the stepped weights and needs them: "
           "call update(updates, state, params).")
-    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
 
     def leaf_fn(i, u, p):
       term = _coupling.coupled_term(p + u, leaves[i], stencil, impl)
       return u if term is None else (u + term).astype(u.dtype)
 
-    treedef, outs = _map_leaves(leaf_fn, updates, params)
+    treedef, outs = _coupling.map_leaves(leaf_fn, updates, params)
     return treedef.unflatten(outs), AddWeightLaplacianState(
         numerics.safe_increment(state.count))
 
@@ -355,18 +339,18 @@ def scale_by_laplacian_rms(
   _validation.check_non_negative("initial_scale", initial_scale)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl)
-  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
     nu = optax.tree.full_like(params, initial_scale)
     return ScaleByLaplacianRmsState(jnp.zeros([], jnp.int32), nu)
 
   def update_fn(updates, state, params=None):
     del params
-    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, decay, 2)
-    treedef, outs = _map_leaves(
+    treedef, outs = _coupling.map_leaves(
         lambda i, g, a: g / (
             jnp.sqrt(_coupling.smooth(a, leaves[i], stencil, impl, 0.0)) + eps),
         updates, nu)
@@ -429,18 +413,18 @@ def scale_by_laplacian_adagrad(
                                  initial_accumulator_value)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl)
-  coupling_kwargs = _coupling_kwargs(c2, layout, min_spatial_size)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **coupling_kwargs)
+    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
     acc = optax.tree.full_like(params, initial_accumulator_value)
     return ScaleByLaplacianAdagradState(jnp.zeros([], jnp.int32), acc)
 
   def update_fn(updates, state, params=None):
     del params
-    leaves = _coupling.plan(updates, state.count, **coupling_kwargs)
+    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
     acc = jax.tree.map(lambda s, g: s + g * g, state.sum_of_squares, updates)
-    treedef, outs = _map_leaves(
+    treedef, outs = _coupling.map_leaves(
         lambda i, g, s: g / (
             jnp.sqrt(_coupling.smooth(s, leaves[i], stencil, impl, 0.0)) + eps),
         updates, acc)

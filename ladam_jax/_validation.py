@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 __all__ = ["concrete_value", "check_non_negative", "check_unit_interval",
-           "check_choice", "is_concrete_zero"]
+           "check_choice", "is_concrete_zero", "check_adam_like"]
 
 
 def concrete_value(x: Any) -> float | None:
@@ -56,3 +56,12 @@ def check_choice(name: str, x: Any, choices: Sequence[Any]) -> None:
   if x not in choices:
     raise ValueError(
         f"Invalid `{name}`={x!r}: choose one of {tuple(choices)}.")
+
+
+def check_adam_like(b1: Any, b2: Any, eps: Any, variance_floor: Any) -> None:
+  """The checks shared by the Adam-style transforms (LAdam, LaProp)."""
+  check_unit_interval("b1", b1)
+  check_unit_interval("b2", b2)
+  check_non_negative("eps", eps)
+  if variance_floor is not None:
+    check_non_negative("variance_floor", variance_floor)

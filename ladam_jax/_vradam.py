@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ladam_jax import _aliases
 from ladam_jax import _transforms
 from ladam_jax import _validation
 
@@ -162,7 +163,6 @@ def vradam(
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
   """
-  from ladam_jax import _aliases  # pylint: disable=g-import-not-at-top
   _aliases.check_learning_rate(learning_rate)
   _validation.check_non_negative("weight_decay", weight_decay)
   inner = [_transforms.scale_by_laplacian_adam(
