@@ -9,6 +9,11 @@ from ladam_jax._aliases import ladagrad
 from ladam_jax._aliases import ladam
 from ladam_jax._aliases import ladamw
 from ladam_jax._aliases import lrmsprop
+from ladam_jax._auto import analyze_params
+from ladam_jax._auto import auto_c2
+from ladam_jax._auto import classify_param
+from ladam_jax._auto import classify_params
+from ladam_jax._auto import ParamReport
 from ladam_jax._c2 import c2_by_path
 from ladam_jax._c2 import suggest_c2
 from ladam_jax._laplacian import laplacian
@@ -16,6 +21,8 @@ from ladam_jax._laprop import laprop
 from ladam_jax._laprop import scale_by_laplacian_laprop
 from ladam_jax._laprop import ScaleByLaplacianLapropState
 from ladam_jax._layout import LaplacianLayout
+from ladam_jax._reorder import compute_neuron_order
+from ladam_jax._reorder import reorder_dense
 from ladam_jax._schedules import chi_anneal_schedule
 from ladam_jax._transforms import add_weight_laplacian
 from ladam_jax._transforms import AddWeightLaplacianState
@@ -39,15 +46,22 @@ __all__ = [
     "ScaleByLaplacianAdagradState",
     "ScaleByLaplacianAdamState",
     "ScaleByLaplacianRmsState",
+    "ParamReport",
     "add_weight_laplacian",
+    "analyze_params",
+    "auto_c2",
     "c2_by_path",
     "chi_anneal_schedule",
+    "classify_param",
+    "compute_neuron_order",
+    "classify_params",
     "ladagrad",
     "ladam",
     "ladamw",
     "laplacian",
     "laprop",
     "lrmsprop",
+    "reorder_dense",
     "scale_by_laplacian_adagrad",
     "scale_by_laplacian_adam",
     "scale_by_laplacian_laprop",

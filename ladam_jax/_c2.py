@@ -16,6 +16,7 @@ common params function from path rules.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -32,10 +33,18 @@ __all__ = ["C2Like", "resolve_c2", "check_c2", "c2_by_path", "suggest_c2",
 C2Like = Union[float, Callable[[Any], Any], Any]
 
 
+def _is_pytree_node(x) -> bool:
+  return not jax.tree_util.treedef_is_leaf(jax.tree.structure(x))
+
+
 def _is_c2_leaf(x) -> bool:
-  """A single c2 value: a number, a scalar array, or a schedule."""
+  """A single c2 value: a number, a scalar array, or a schedule.
+
+  A callable that is itself a pytree node (an ``nnx.Variable`` holding a c2,
+  as ``jax.tree.map`` over ``nnx.state(model)`` gives) is a container.
+  """
   if callable(x):
-    return True
+    return not _is_pytree_node(x)
   if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
     return True
   return isinstance(x, (jax.Array, np.ndarray)) and np.ndim(x) == 0
@@ -107,12 +116,16 @@ def path_to_str(path: Sequence[Any]) -> str:
 
 
 def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
-               default: Any = 1e-4) -> Callable[[Any], Any]:
+               default: Any = 1e-4, *,
+               syntax: str = "regex") -> Callable[[Any], Any]:
   """A params function giving each leaf the c2 of the first matching rule.
 
-  Paths are written ``'params/Conv_0/kernel'`` (keys joined by ``/``); each
-  rule is a regular expression matched with ``re.search``. A value is a number
-  or a schedule.
+  Paths are written ``'params/Conv_0/kernel'`` (keys joined by ``/``; an
+  ``nnx.Variable``'s trailing ``value`` key included). With
+  ``syntax='regex'`` each rule is a regular expression matched with
+  ``re.search``; with ``syntax='glob'`` a shell pattern matched against the
+  whole path with ``fnmatch.fnmatchcase`` (``*`` also crosses ``/``). A value
+  is a number or a schedule.
 
   Examples:
     >>> import jax.numpy as jnp, optax, ladam_jax
@@ -123,27 +136,42 @@ def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
     >>> c2(params)
     {'conv': {'bias': 0.0001, 'kernel': 0.001}, 'norm': {'scale': 0.0}}
     >>> opt = ladam_jax.ladam(1e-3, c2=c2)
+    >>> ladam_jax.c2_by_path({'conv/*': 1e-3}, default=0.0, syntax='glob')(
+    ...     params)
+    {'conv': {'bias': 0.001, 'kernel': 0.001}, 'norm': {'scale': 0.0}}
 
   Args:
-    rules: ``{regex: c2}`` (tried in insertion order) or a sequence of
-      ``(regex, c2)`` pairs.
+    rules: ``{pattern: c2}`` (tried in insertion order) or a sequence of
+      ``(pattern, c2)`` pairs.
     default: c2 for leaves that match no rule.
+    syntax: ``'regex'`` or ``'glob'``.
 
   Returns:
     A callable ``params -> pytree of c2`` to pass as ``c2=``.
   """
+  _validation.check_choice("syntax", syntax, ("regex", "glob"))
   items = list(rules.items()) if isinstance(rules, Mapping) else list(rules)
   compiled = []
   for pattern, value in items:
     check_c2(value, name=f"c2_by_path rule {pattern!r}")
-    compiled.append((re.compile(pattern), value))
+    if not isinstance(pattern, str):
+      raise TypeError(f"c2_by_path: a rule's pattern must be a string, got "
+                      f"{pattern!r}.")
+    if syntax == "glob":
+      pattern = fnmatch.translate(pattern)
+    try:
+      compiled.append((re.compile(pattern), value))
+    except re.error as e:
+      raise ValueError(f"c2_by_path: bad {syntax} pattern {pattern!r}: {e}") \
+          from None
   check_c2(default, name="c2_by_path default")
+  match = "search" if syntax == "regex" else "fullmatch"
 
   def c2_fn(params):
     def pick(path, _):
       name = path_to_str(path)
       for regex, value in compiled:
-        if regex.search(name):
+        if getattr(regex, match)(name):
           return value
       return default
     return jax.tree.map_with_path(pick, params)

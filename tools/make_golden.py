@@ -7,6 +7,7 @@ not need them)::
     /tmp/tvenv/bin/pip install torch==2.13.0 numpy
     /tmp/tvenv/bin/pip install --no-deps ladam==0.4.1
     /tmp/tvenv/bin/python tools/make_golden.py      # -> tests/golden/reference.npz
+                                                    #    and tests/golden/reorder.npz
 
 Every configuration steps the same parameters with the same gradient sequence
 (stored once, float32 values) for ``STEPS`` steps, in float64 and in float32,
@@ -129,6 +130,32 @@ def main():
         file=sys.stderr)
 
 
+def main_reorder():
+  """``ladam.compute_neuron_order`` on a few activation matrices."""
+  from ladam.reorder import compute_neuron_order  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(SEED + 1)
+  latent = rng.standard_normal((128, 3))
+  structured = np.maximum(latent @ rng.standard_normal((3, 32)), 0.0)
+  structured[:, 7] = 1.0  # a constant unit: its std is clamped at 1e-8
+  cases = {
+      "gaussian": rng.standard_normal((64, 20)),
+      "relu_low_rank": structured + 0.05 * rng.standard_normal((128, 32)),
+      "four_units": rng.standard_normal((10, 4)),
+  }
+  out = {}
+  for name, act in cases.items():
+    act = act.astype(np.float32)
+    out[f"{name}/activations"] = act
+    out[f"{name}/order"] = np.asarray(
+        compute_neuron_order(torch.tensor(act)), dtype=np.int64)
+  path = os.path.join(os.path.dirname(__file__), "..", "tests", "golden",
+                      "reorder.npz")
+  np.savez_compressed(path, **out)
+  print(f"wrote {os.path.normpath(path)}", file=sys.stderr)
+
+
 if __name__ == "__main__":
   torch.manual_seed(0)
-  main()
+  if "--reorder-only" not in sys.argv:
+    main()
+  main_reorder()

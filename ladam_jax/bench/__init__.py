@@ -1,0 +1,10 @@
+"""``ladam-bench``: reproduce the seed page's experiments, Adam vs LAdam.
+
+Needs the ``examples`` extra (Flax, tqdm, matplotlib, scikit-learn, SciPy):
+``pip install 'ladam-jax[examples]'``. See ``ladam-bench --help``.
+"""
+
+from ladam_jax.bench._cli import main
+from ladam_jax.bench._tasks import TASKS
+
+__all__ = ["main", "TASKS"]

@@ -1,0 +1,82 @@
+"""The optimizers ``ladam-bench`` compares, each paired with its baseline.
+
+Every entry builds an ``optax.GradientTransformation`` from the task's
+learning rate and c2. The Laplacian variants are compared with the plain
+optimizer they extend (``baseline``), on the same seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import optax
+
+from ladam_jax import _aliases
+from ladam_jax import _laprop
+from ladam_jax import _vradam
+
+__all__ = ["BenchOptimizer", "OPTIMIZERS", "DEFAULT_OPTIMIZERS",
+           "parse_optimizers"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptimizer:
+  name: str
+  label: str
+  make: Callable[[float, float], optax.GradientTransformation]  # (lr, c2)
+  baseline: Optional[str] = None  # the plain counterpart, for paired stats
+
+
+def _vradam_plain(lr, c2):
+  del c2
+  return _vradam.vradam(lr, c2=0.0)
+
+
+OPTIMIZERS = {o.name: o for o in (
+    BenchOptimizer("adam", "Adam (optax.adam)",
+                   lambda lr, c2: optax.adam(lr)),
+    BenchOptimizer("ladam", "LAdam (floor eps, the package)",
+                   lambda lr, c2: _aliases.ladam(lr, c2=c2), "adam"),
+    BenchOptimizer("ladam-floor0", "LAdam (floor 0, the seed scripts)",
+                   lambda lr, c2: _aliases.ladam(lr, c2=c2,
+                                                 variance_floor=0.0), "adam"),
+    BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
+                   lambda lr, c2: optax.rmsprop(lr, decay=0.99,
+                                                eps_in_sqrt=False)),
+    BenchOptimizer("lrmsprop", "LRMSProp",
+                   lambda lr, c2: _aliases.lrmsprop(lr, c2=c2), "rmsprop"),
+    BenchOptimizer("adagrad", "AdaGrad (ladagrad c2=0)",
+                   lambda lr, c2: _aliases.ladagrad(lr, c2=0.0)),
+    BenchOptimizer("ladagrad", "LAdaGrad",
+                   lambda lr, c2: _aliases.ladagrad(lr, c2=c2), "adagrad"),
+    BenchOptimizer("laprop", "LaProp",
+                   lambda lr, c2: _laprop.laprop(lr, eps=1e-15, c2=0.0)),
+    BenchOptimizer("llaprop", "LaProp + Laplacian",
+                   lambda lr, c2: _laprop.laprop(lr, eps=1e-15, c2=c2),
+                   "laprop"),
+    BenchOptimizer("vradam", "VRAdam (beta3 1, cutoff 10)", _vradam_plain,
+                   "adam"),
+    BenchOptimizer("lvradam", "VRAdam + Laplacian",
+                   lambda lr, c2: _vradam.vradam(lr, c2=c2), "vradam"),
+)}
+
+DEFAULT_OPTIMIZERS = ("adam", "ladam", "ladam-floor0")
+
+
+def parse_optimizers(spec: str) -> list[str]:
+  """``'adam,ladam'`` → names, each checked; baselines are added if missing."""
+  names = [s.strip() for s in spec.split(",") if s.strip()]
+  for name in names:
+    if name not in OPTIMIZERS:
+      raise ValueError(
+          f"Unknown optimizer {name!r} in --optimizers: choose from "
+          f"{tuple(OPTIMIZERS)}.")
+  out = []
+  for name in names:
+    base = OPTIMIZERS[name].baseline
+    if base is not None and base not in out and base not in names:
+      out.append(base)
+    if name not in out:
+      out.append(name)
+  return out
