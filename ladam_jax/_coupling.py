@@ -96,18 +96,25 @@ def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,
 
 
 def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
-           floor: Any = None) -> jax.Array:
+           floor: Any = None, divisor: Any = None) -> jax.Array:
   """``max(x + c2·L(x), floor)`` where the leaf is coupled, ``x`` elsewhere.
 
   As in the reference, the floor applies to every coupled leaf, also where the
-  Laplacian is zero because a side of the field is too short.
+  Laplacian is zero because a side of the field is too short. With
+  ``divisor`` (a scalar ``d``), ``x / d`` is smoothed, computed as
+  ``(x + c2·L(x)) / d`` (L is linear): the Laplacian then reads ``x``, a
+  buffer that exists anyway (the new optimizer state), instead of a
+  materialised ``x / d``.
   """
+  div = (lambda y: y) if divisor is None else (
+      lambda y: y / jnp.asarray(divisor).astype(y.dtype))
   if leaf.use_lap is False:
-    return x
+    return div(x)
   coupled = x
   if not leaf.spec.too_small:
     coupled = x + _c2.c2_as(leaf.c2, x.dtype) * _laplacian.leaf_laplacian(
         x, leaf.spec, stencil, impl)
+  coupled, x = div(coupled), div(x)
   if floor is not None:
     coupled = jnp.maximum(coupled, jnp.asarray(floor, x.dtype))
   return _select(leaf.use_lap, coupled, x)

@@ -31,7 +31,12 @@ def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
   :math:`-\mathrm{expm1}(t \log\beta)` with :math:`\log\beta` taken in double
   precision for concrete betas: about 1e-7 relative in float32.
   """
+  correction = bias_correction_divisor(decay, count)
+  return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)
+
+
+def bias_correction_divisor(decay: Any, count: jax.Array) -> jax.Array:
+  """``1 - decay**count`` as :func:`bias_correction` divides by it."""
   dtype = jnp.result_type(float)
   t = jnp.asarray(count).astype(dtype)
-  correction = -jnp.expm1(t * jnp.asarray(_log_decay(decay), dtype))
-  return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)
+  return -jnp.expm1(t * jnp.asarray(_log_decay(decay), dtype))

@@ -184,11 +184,18 @@ def scale_by_laplacian_adam(
           count_inc, optax.tree.cast(mu, mu_dtype), nu, nu_prev, e0)
       return new_updates, new_state
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
-    nu_hat = _numerics.bias_correction(nu, b2, count_inc)
     if mode == "variance_lap":
+      # smooth(v̂) = (v + c2·L(v)) / (1 - b2^t): L reads the new state v.
+      divisor = _numerics.bias_correction_divisor(b2, count_inc)
       leaf_fn = lambda i, m, v: m / (  # pylint: disable=g-long-lambda
-          jnp.sqrt(_coupling.smooth(v, leaves[i], stencil, impl, floor)) + eps)
-    else:  # update_lap
+          jnp.sqrt(_coupling.smooth(v, leaves[i], stencil, impl, floor,
+                                    divisor)) + eps)
+      treedef, outs = _coupling.map_leaves(leaf_fn, mu_hat, nu)
+      return treedef.unflatten(outs), ScaleByLaplacianAdamState(
+          count_inc, optax.tree.cast(mu, mu_dtype),
+          optax.tree.cast_like(nu, state.nu))
+    nu_hat = _numerics.bias_correction(nu, b2, count_inc)
+    if mode == "update_lap":
       leaf_fn = lambda i, m, v: _coupling.smooth(  # pylint: disable=g-long-lambda
           m / (jnp.sqrt(v) + eps), leaves[i], stencil, impl)
     treedef, outs = _coupling.map_leaves(leaf_fn, mu_hat, nu_hat)

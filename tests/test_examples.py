@@ -9,14 +9,18 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("script, args", [
-    ("examples/quickstart.py", ["--steps", "3", "--seeds", "2"]),
+@pytest.mark.parametrize("script, args, marker", [
+    ("examples/quickstart.py", ["--steps", "3", "--seeds", "2"], "|---|"),
     ("benchmarks/bench_update.py", ["--size-div", "32", "--rounds", "2",
-                                    "--trees", "mlp,cnn"]),
+                                    "--trees", "mlp,cnn"], "|---|"),
+    ("benchmarks/bench_scale.py", ["--leaves", "2", "--side", "64",
+                                   "--rounds", "2"], "temporaries"),
+    ("benchmarks/bench_compile.py", ["--leaves", "8", "--rounds", "1"],
+     "x optax.adam"),
 ])
-def test_script_runs(script, args, capsys, monkeypatch):
+def test_script_runs(script, args, marker, capsys, monkeypatch):
   monkeypatch.setattr(sys, "argv", [script] + args)
   runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
   out = capsys.readouterr().out
-  assert "|---|" in out
+  assert marker in out
   assert "nan" not in out.lower()
