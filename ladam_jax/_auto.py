@@ -56,7 +56,9 @@ _ATTENTION_KEYS = frozenset({
 
 
 def _keys(path) -> list[str]:
-  keys = _c2.path_to_str(path).lower().split("/")
+  """Lower-cased keys of a key path or a ``'a/b/c'`` string."""
+  text = path if isinstance(path, str) else _c2.path_to_str(path)
+  keys = text.lower().split("/")
   if len(keys) > 1 and keys[-1] == "value":  # nnx.Variable's value
     keys = keys[:-1]
   return keys
@@ -81,7 +83,7 @@ def classify_param(path, leaf) -> str:
   Returns:
     The class name.
   """
-  keys = (path.lower().split("/") if isinstance(path, str) else _keys(path))
+  keys = _keys(path)
   ndim = np.ndim(leaf)
   modules, name = keys[:-1], keys[-1]
   if any(k in _ATTENTION_KEYS or "attention" in k or "attn" in k

@@ -127,11 +127,13 @@ def test_cli_rejects_bad_arguments(argv, message, capsys):
   assert message in capsys.readouterr().err
 
 
-def test_torch_reference_matches_jax():
+@pytest.mark.parametrize("task_name", ["cnn-denoise", "pinn-wave",
+                                       "noisy-regression"])
+def test_torch_reference_matches_jax(task_name):
   pytest.importorskip("torch")
   pytest.importorskip("ladam")
   from ladam_jax.bench import _torch_reference
-  task = _tasks.get_task("cnn-denoise")
+  task = _tasks.get_task(task_name)
   size = task.tiny
   runs = [(n, None, n, _optimizers.OPTIMIZERS[n].make, 1e-3, 1e-2)
           for n in ("adam", "ladam")]

@@ -61,6 +61,13 @@ def sample_indices(key, n_total, batch):
   return jax.random.choice(key, n_total, (batch,), replace=False)
 
 
+def _minibatch(data, key, size):
+  """``(x, y)`` of the training minibatch drawn with ``key``."""
+  x, y = data["train"]
+  idx = sample_indices(key, x.shape[0], size.options["batch"])
+  return x[idx], y[idx]
+
+
 # ----------------------------------------------------------------------------
 # cnn-denoise
 # ----------------------------------------------------------------------------
@@ -100,10 +107,9 @@ def _denoise_setup(key, size):
 
 
 def _denoise_loss(params, data, key, size):
-  x, y = data["train"]
-  idx = sample_indices(key, x.shape[0], size.options["batch"])
-  pred = DenoiseCNN(size.options["channels"]).apply(params, x[idx])
-  return jnp.mean((pred - y[idx]) ** 2)
+  x, y = _minibatch(data, key, size)
+  pred = DenoiseCNN(size.options["channels"]).apply(params, x)
+  return jnp.mean((pred - y) ** 2)
 
 
 def _denoise_eval(params, data, size):
@@ -312,11 +318,10 @@ def _digits_setup(key, size):
 
 
 def _digits_loss(params, data, key, size):
-  x, y = data["train"]
-  idx = sample_indices(key, x.shape[0], size.options["batch"])
-  logits = _digits_model(size).apply(params, x[idx])
+  x, y = _minibatch(data, key, size)
+  logits = _digits_model(size).apply(params, x)
   return jnp.mean(
-      -jnp.take_along_axis(jax.nn.log_softmax(logits), y[idx, None], -1))
+      -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], -1))
 
 
 def _digits_eval(params, data, size):
@@ -388,10 +393,8 @@ def _regression_setup(key, size):
 
 
 def _regression_loss(params, data, key, size):
-  x, y = data["train"]
-  idx = sample_indices(key, x.shape[0], size.options["batch"])
-  return jnp.mean((WideMLP(size.options["width"]).apply(params, x[idx])
-                   - y[idx]) ** 2)
+  x, y = _minibatch(data, key, size)
+  return jnp.mean((WideMLP(size.options["width"]).apply(params, x) - y) ** 2)
 
 
 def _regression_eval(params, data, size):

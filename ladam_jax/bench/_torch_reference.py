@@ -24,6 +24,11 @@ __all__ = ["reference_runs", "TORCH_TASKS"]
 TORCH_TASKS = ("cnn-denoise", "pinn-wave", "noisy-regression")
 
 
+# Run names with a reference class (see _optimizer).
+TORCH_OPTIMIZERS = frozenset(
+    {"adam", "ladam", "rmsprop", "lrmsprop", "adagrad", "ladagrad"})
+
+
 def _optimizer(torch, ladam, name, params, lr, c2):
   if name == "adam":
     return torch.optim.Adam(params, lr=lr)
@@ -33,7 +38,7 @@ def _optimizer(torch, ladam, name, params, lr, c2):
     return ladam.LRMSProp(params, lr=lr, c2=c2 if name == "lrmsprop" else 0.0)
   if name in ("adagrad", "ladagrad"):
     return ladam.LAdaGrad(params, lr=lr, c2=c2 if name == "ladagrad" else 0.0)
-  return None
+  raise ValueError(f"no reference optimizer for {name!r}")
 
 
 def _torch_params(torch, flax_params):
@@ -47,50 +52,47 @@ def _torch_params(torch, flax_params):
   return out
 
 
+def _sequential(params, layer, act):
+  """``layer(z, w, b)`` for each (kernel, bias) pair, ``act`` between layers."""
+  def net(z):
+    for i in range(0, len(params), 2):
+      z = layer(z, params[i], params[i + 1])
+      if i < len(params) - 2:
+        z = act(z)
+    return z
+  return net
+
+
+def _mse_problem(torch, net, train, test):
+  (x, y), (xt, yt) = train, test
+  return (lambda idx: torch.mean((net(x[idx]) - y[idx]) ** 2),
+          lambda: torch.mean((net(xt) - yt) ** 2))
+
+
 def _problem(torch, task, size, params, data):
   """(loss(batch_idx), evaluate()) of one seed in torch."""
+  del size
   F = torch.nn.functional  # pylint: disable=invalid-name
   t = lambda a: torch.tensor(np.asarray(a))  # noqa: E731
 
   if task.name == "cnn-denoise":
-    x, y = (t(a).permute(0, 2, 1) for a in data["train"])
-    xt, yt = (t(a).permute(0, 2, 1) for a in data["test"])
+    ncw = lambda pair: tuple(t(a).permute(0, 2, 1) for a in pair)  # noqa: E731
+    net = _sequential(
+        params, lambda z, w, b: F.conv1d(z, w, b, padding=w.shape[-1] // 2),
+        F.relu)
+    return _mse_problem(torch, net, ncw(data["train"]), ncw(data["test"]))
 
-    def net(z):
-      for i in range(0, len(params), 2):
-        w, b = params[i], params[i + 1]
-        z = F.conv1d(z, w, b, padding=w.shape[-1] // 2)
-        if i < len(params) - 2:
-          z = F.relu(z)
-      return z
-
-    return (lambda idx: torch.mean((net(x[idx]) - y[idx]) ** 2),
-            lambda: torch.mean((net(xt) - yt) ** 2))
+  dense_net = _sequential(
+      params, F.linear, F.relu if task.name == "noisy-regression" else torch.tanh)
+  net = lambda z: dense_net(z)[:, 0]  # noqa: E731
 
   if task.name == "noisy-regression":
-    x, y = (t(a) for a in data["train"])
-    xt, yt = (t(a) for a in data["test"])
-
-    def net(z):
-      for i in range(0, len(params), 2):
-        z = F.linear(z, params[i], params[i + 1])
-        if i < len(params) - 2:
-          z = F.relu(z)
-      return z[:, 0]
-
-    return (lambda idx: torch.mean((net(x[idx]) - y[idx]) ** 2),
-            lambda: torch.mean((net(xt) - yt) ** 2))
+    return _mse_problem(torch, net, tuple(map(t, data["train"])),
+                        tuple(map(t, data["test"])))
 
   if task.name == "pinn-wave":
     interior, boundary = t(data["interior"]), t(data["boundary"])
     initial, grid = t(data["initial"]), t(data["grid"])
-
-    def net(z):
-      for i in range(0, len(params), 2):
-        z = F.linear(z, params[i], params[i + 1])
-        if i < len(params) - 2:
-          z = torch.tanh(z)
-      return z[:, 0]
 
     def grad(out, z):
       return torch.autograd.grad(out.sum(), z, create_graph=True)[0]
@@ -146,8 +148,7 @@ def reference_runs(task, runs, parser):
                  f"{task.name}")
   out = []
   for name, base, label, _, lr, c2 in runs:
-    if _optimizer(torch, ladam, name, [torch.zeros(1, requires_grad=True)],
-                  lr, c2) is None:
+    if name not in TORCH_OPTIMIZERS:
       continue
     tname = f"torch-{name}"
     tbase = f"torch-{base}" if base else None
