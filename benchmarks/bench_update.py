@@ -124,7 +124,7 @@ def main(argv=None):
   parser.add_argument("--size-div", type=int, default=1,
                       help="divide every leaf side (quick smoke runs)")
   parser.add_argument("--rounds", type=int, default=15)
-  parser.add_argument("--impls", default="shift,conv")
+  parser.add_argument("--impls", default="flat,shift,conv")
   parser.add_argument("--torch", action="store_true")
   parser.add_argument("--plot", default=None,
                       help="PNG: update time vs parameter count")

@@ -16,6 +16,7 @@ from ladam_jax._auto import classify_params
 from ladam_jax._auto import ParamReport
 from ladam_jax._c2 import c2_by_path
 from ladam_jax._c2 import suggest_c2
+from ladam_jax._laplacian import default_impl as default_laplacian_impl
 from ladam_jax._laplacian import laplacian
 from ladam_jax._laprop import laprop
 from ladam_jax._laprop import scale_by_laplacian_laprop
@@ -54,6 +55,7 @@ __all__ = [
     "chi_anneal_schedule",
     "classify_param",
     "compute_neuron_order",
+    "default_laplacian_impl",
     "classify_params",
     "ladagrad",
     "ladam",

@@ -110,7 +110,7 @@ def ladam(
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
     wave_damping: damping of ``'wave_variance'``.
-    impl: Laplacian implementation, ``'conv'``, ``'shift'`` or None.
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or None.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -184,7 +184,7 @@ def ladamw(
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
     wave_damping: damping of ``'wave_variance'``.
-    impl: Laplacian implementation, ``'conv'``, ``'shift'`` or None.
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or None.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -201,7 +201,7 @@ def ladamw(
 def decay_and_lr(parts, learning_rate, weight_decay, mask=None):
   """Appends decoupled weight decay (when not a concrete 0) and the lr."""
   _validation.check_non_negative("weight_decay", weight_decay)
-  if not _validation.is_concrete_zero(weight_decay):
+  if not _validation.is_static_zero(weight_decay):
     parts.append(optax.add_decayed_weights(weight_decay, mask))
   parts.append(optax.scale_by_learning_rate(learning_rate))
   return optax.chain(*parts)
@@ -254,7 +254,7 @@ def lrmsprop(
   parts = [_transforms.scale_by_laplacian_rms(
       decay, eps, initial_scale=initial_scale, c2=c2, stencil=stencil,
       min_spatial_size=min_spatial_size, layout=layout, impl=impl)]
-  if not _validation.is_concrete_zero(momentum):
+  if not _validation.is_static_zero(momentum):
     parts.append(optax.trace(decay=momentum))
   return decay_and_lr(parts, learning_rate, weight_decay)
 
@@ -305,7 +305,7 @@ def ladagrad(
       eps, initial_accumulator_value=initial_accumulator_value, c2=c2,
       stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
       impl=impl)]
-  if not _validation.is_concrete_zero(lr_decay):
+  if not _validation.is_static_zero(lr_decay):
     # count is 0 at step 1: the factor is 1 / (1 + (t - 1) * lr_decay).
     parts.append(optax.scale_by_schedule(lambda count: 1 / (1 + count * lr_decay)))
   return decay_and_lr(parts, learning_rate, weight_decay)

@@ -14,19 +14,35 @@ on both axes, with the stencils
 
 Which field a leaf is comes from its layout (see :mod:`ladam_jax._layout`).
 
-Two implementations give the same numbers (to rounding):
+Three implementations give the same numbers (to rounding):
 
 - ``'conv'``: ``jax.lax.conv_general_dilated`` on a wrap-padded field, exactly
   the reference's ``F.pad(mode='circular')`` + ``F.conv2d``;
-- ``'shift'``: weighted sums of shifted slices of the wrap-padded field, which
-  XLA fuses with the optimizer's elementwise maths; much faster on CPU, where
-  single-channel convolutions are slow.
+- ``'shift'`` (the default with several devices): weighted sums of shifted
+  slices of the wrap-padded field, which XLA fuses with the optimizer's
+  elementwise maths; much faster than ``'conv'`` on CPU, where single-channel
+  convolutions are slow, and under sharding it only exchanges halos;
+- ``'flat'`` (the default on one device): no padded copy and no transpose.
+  The leaf is read in memory order as ``(B, R, w)``, where each of the ``R``
+  memory rows is one field row of ``w`` contiguous columns (true of every
+  Flax and PyTorch kernel layout: for a Flax conv kernel ``(kh, kw, in,
+  out)`` only the order of the rows differs from the field's). In the
+  flattened rows the neighbour one column left is element ``k - 1`` and one
+  field row up sits a fixed number of rows away over long runs of rows; so
+  each run is a weighted sum of contiguous slices, with a ``jnp.where`` on
+  the column index for the wrap at ``j = 0`` and ``j = w - 1``. The few rows
+  next to the first and last memory row come from small gathered blocks.
+  XLA fuses the slices, the selects, the concatenation of the runs and the
+  optimizer's elementwise maths into one loop over the leaf, as for Adam.
+  Layouts it does not cover (1-D fields, columns that are not the minor
+  axes) use ``'shift'``.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Literal
+import math
+from typing import Literal, NamedTuple
 
 import jax
 from jax import lax
@@ -39,9 +55,9 @@ from ladam_jax import _validation
 __all__ = ["laplacian", "leaf_laplacian", "STENCILS", "IMPLS", "default_impl"]
 
 Stencil = Literal["9point", "5point"]
-Impl = Literal["conv", "shift"]
+Impl = Literal["conv", "shift", "flat"]
 STENCILS = ("9point", "5point")
-IMPLS = ("conv", "shift")
+IMPLS = ("conv", "shift", "flat")
 
 # Stencil weights as the reference builds them (Python doubles rounded to the
 # leaf dtype): centre, face, corner.
@@ -52,11 +68,16 @@ _WEIGHTS = {
 
 
 def default_impl() -> str:
-  """The implementation used when ``impl=None``: ``'shift'`` on every backend.
+  """The implementation used when ``impl=None``.
 
-  ``benchmarks/bench_update.py`` measures both; see ``benchmarks/RESULTS.md``.
+  ``'flat'`` when one device is visible, ``'shift'`` when several are.
+  ``'flat'`` is the fastest on CPU (``benchmarks/bench_update.py``, see
+  ``benchmarks/RESULTS.md``), but it flattens each field, and XLA's SPMD
+  partitioner gathers a leaf whose columns are sharded before it can flatten
+  it; ``'shift'`` only exchanges halos between shards. Pass ``impl``
+  explicitly to override.
   """
-  return "shift"
+  return "flat" if jax.device_count() == 1 else "shift"
 
 
 def check_impl(impl) -> None:
@@ -95,19 +116,163 @@ def _shift_field(f: jax.Array, stencil: str) -> jax.Array:
   elementwise maths; on CPU this is many times faster than a single-channel
   convolution.
   """
-  dtype = f.dtype
   if f.ndim == 2:
     n = f.shape[1]
     p = jnp.pad(f, ((0, 0), (1, 1)), mode="wrap")
     return p[:, :n] + p[:, 2:] - 2 * f
   h, w = f.shape[1:]
-  centre, face, corner = (jnp.asarray(c, dtype) for c in _WEIGHTS[stencil])
   p = jnp.pad(f, ((0, 0), (1, 1), (1, 1)), mode="wrap")
   s = lambda i, j: p[:, i:i + h, j:j + w]
-  out = centre * f + face * ((s(0, 1) + s(2, 1)) + (s(1, 0) + s(1, 2)))
+  return _stencil_sum(
+      stencil, f.dtype, f, s(0, 1), s(2, 1), s(1, 0), s(1, 2),
+      lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
+
+
+def _stencil_sum(stencil, dtype, centre, up, down, left, right, corners=None):
+  """The weighted stencil sum, in the same order for every implementation."""
+  c, fw, kw = (jnp.asarray(x, dtype) for x in _WEIGHTS[stencil])
+  out = c * centre + fw * ((up + down) + (left + right))
   if stencil == "9point":
-    out = out + corner * ((s(0, 0) + s(0, 2)) + (s(2, 0) + s(2, 2)))
+    up_left, up_right, down_left, down_right = corners()
+    out = out + kw * ((up_left + up_right) + (down_left + down_right))
   return out
+
+
+class _RowPlan(NamedTuple):
+  """Static plan of the ``'flat'`` path for one leaf shape and field.
+
+  The leaf is viewed in memory order as ``(B, R, w)``: ``B`` fields, ``R``
+  memory rows of ``w`` contiguous elements (the field's columns). Field row
+  ``i`` lives in memory row ``mem_row[i]``; ``up[m]`` / ``down[m]`` is the
+  memory row holding the field neighbour above / below memory row ``m``.
+  """
+
+  view: tuple[int, int, int]  # (B, R, w)
+  # runs (start, n, up_start, down_start): rows start..start+n-1 whose
+  # neighbours are the rows up_start.. and down_start.. (one offset each)
+  runs: tuple[tuple[int, int, int, int], ...]
+  special: tuple[int, ...]  # memory rows computed from small blocks
+  up: tuple[int, ...]
+  down: tuple[int, ...]
+
+
+_MAX_RUNS = 32
+
+
+@functools.lru_cache(maxsize=None)
+def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
+  """The :class:`_RowPlan` of a 2-D field, or None where it does not apply.
+
+  It applies where, after dropping size-1 axes, the field's batch axes lead
+  the leaf in memory order and its column axes are the trailing (minor) axes
+  in order: then every field row is a contiguous memory row and only the
+  order of the rows differs (a Flax conv kernel ``(kh, kw, in, out)``, field
+  rows ``(in, kh, kw)``, columns ``out``). Rows whose neighbours sit at the
+  same memory offset form runs, computed from shifted slices; a run may not
+  touch the first or last memory row (their flat neighbours ``k ± 1`` fall
+  outside the buffer), so those rows and the rows next to them are
+  "special" and computed from small gathered blocks.
+  """
+  if len(spec.field) != 2:
+    return None
+  nd = len(shape)
+  perm = [a for a in spec.perm if shape[a] > 1]
+  b, (h, w) = spec.batch, spec.field
+  sizes = [shape[a] for a in perm]
+  # Split perm into batch / row / column axes by the sizes' products.
+  nb = next(i for i in range(len(perm) + 1) if math.prod(sizes[:i]) == b)
+  nc = next(i for i in range(len(perm) + 1)
+            if math.prod(sizes[len(perm) - i:]) == w)
+  batch, rows, cols = perm[:nb], perm[nb:len(perm) - nc], perm[len(perm) - nc:]
+  mem = [a for a in range(nd) if shape[a] > 1]
+  if batch != mem[:nb] or cols != mem[len(mem) - nc:]:
+    return None
+  mem_rows = sorted(rows)
+  # mem_row[i]: memory row of field row i.
+  mem_row = np.transpose(
+      np.arange(h).reshape([shape[a] for a in mem_rows]),
+      [mem_rows.index(a) for a in rows]).reshape(-1)
+  field_row = np.empty(h, np.int64)
+  field_row[mem_row] = np.arange(h)
+  up = mem_row[(field_row - 1) % h]
+  down = mem_row[(field_row + 1) % h]
+  edge = {0, h - 1}
+  special = [m for m in range(h)
+             if m in edge or int(up[m]) in edge or int(down[m]) in edge]
+  runs = []
+  m = 0
+  while m < h:
+    if m in special:
+      m += 1
+      continue
+    start, du, dd = m, up[m] - m, down[m] - m
+    while (m < h and m not in special and up[m] - m == du and
+           down[m] - m == dd):
+      m += 1
+    runs.append((start, m - start, int(start + du), int(start + dd)))
+  if len(runs) > _MAX_RUNS:
+    return None
+  return _RowPlan((b, h, w), tuple(runs), tuple(special),
+                  tuple(int(u) for u in up), tuple(int(d) for d in down))
+
+
+def _run_rows(view: jax.Array, runs, stencil: str) -> list[jax.Array]:
+  """The Laplacian on each run ``(start, n, up, down)`` of a ``(B, R, w)`` view.
+
+  Every neighbour is a slice of the flattened rows: column ``j ± 1`` is the
+  flat element ``k ± 1``, except at ``j = 0`` / ``j = w - 1`` where a select
+  takes the wrapped element of the same row instead. A run must not contain
+  row 0 or row ``R - 1`` in its rows or neighbour rows (``k ± 1`` would leave
+  the buffer).
+  """
+  b, h, w = view.shape
+  flat = view.reshape(b, h * w)
+  col = lax.broadcasted_iota(jnp.int32, (1, 1, w), 2)
+  first, last = col == 0, col == w - 1
+
+  def rows(start, n, offset=0):
+    lo = start * w + offset
+    return lax.slice_in_dim(flat, lo, lo + n * w, axis=1).reshape(b, n, w)
+
+  def left(start, n):
+    return jnp.where(first, view[:, start:start + n, w - 1:],
+                     rows(start, n, -1))
+
+  def right(start, n):
+    return jnp.where(last, view[:, start:start + n, :1], rows(start, n, 1))
+
+  return [_stencil_sum(
+      stencil, view.dtype, rows(start, n), rows(u, n), rows(d, n),
+      left(start, n), right(start, n),
+      lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
+                             right(d, n)))
+          for start, n, u, d in runs]
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str) -> jax.Array:
+  """The Laplacian of a leaf by its :class:`_RowPlan` (see module docs).
+
+  Jitted so that an un-jitted ``tx.update`` compiles one program per leaf
+  shape instead of dispatching its many slices one by one; inside an outer
+  ``jit`` it is inlined and fused like the rest of the update.
+  """
+  b, h, w = plan.view
+  view = x.reshape(plan.view)
+  pieces = list(zip((start for start, *_ in plan.runs),
+                    _run_rows(view, plan.runs, stencil)))
+  if plan.special:
+    # Each special row m as the middle of a gathered five-row block
+    # (up, up, m, down, down): the outer rows only keep k ± 1 in bounds.
+    k = len(plan.special)
+    idx = np.array([[plan.up[m], plan.up[m], m, plan.down[m], plan.down[m]]
+                    for m in plan.special]).reshape(-1)
+    blocks = jnp.take(view, idx, axis=1).reshape(b * k, 5, w)
+    (ends,) = _run_rows(blocks, ((2, 1, 1, 3),), stencil)
+    ends = ends.reshape(b, k, w)
+    pieces += [(m, ends[:, i:i + 1]) for i, m in enumerate(plan.special)]
+  pieces.sort(key=lambda p: p[0])
+  return jnp.concatenate([p[1] for p in pieces], axis=1).reshape(x.shape)
 
 
 _FIELD_IMPLS = {"conv": _conv_field, "shift": _shift_field}
@@ -119,6 +284,11 @@ def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
   if spec is None or spec.too_small:
     return jnp.zeros_like(x)
   impl = default_impl() if impl is None else impl
+  if impl == "flat":
+    plan = _row_plan(tuple(x.shape), spec)
+    if plan is not None:
+      return _flat_leaf(x, plan, stencil)
+    impl = "shift"  # 1-D fields, and layouts whose columns are not minor
   identity = spec.perm == tuple(range(x.ndim))
   xt = x if identity else jnp.transpose(x, spec.perm)
   field = xt.reshape((spec.batch,) + spec.field)
@@ -153,7 +323,8 @@ def laplacian(x: jax.Array, stencil: Stencil = "9point",
       ``'torch'`` (``x.reshape(x.shape[0], -1)``), a
       :class:`ladam_jax.LaplacianLayout`, or None (no smoothing: zeros).
     impl: ``'conv'`` (``lax.conv``, the reference kernel), ``'shift'`` (fused
-      periodic shifts) or None for :func:`default_impl`.
+      slices of a wrap-padded copy), ``'flat'`` (fused slices of the
+      flattened field, no padded copy) or None for :func:`default_impl`.
 
   Returns:
     An array of ``x``'s shape and dtype.

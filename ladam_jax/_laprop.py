@@ -98,11 +98,9 @@ def scale_by_laplacian_laprop(
     count_inc = numerics.safe_increment(state.count)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
-    treedef, outs = _coupling.map_leaves(
-        lambda i, g, n: g / (
-            jnp.sqrt(_coupling.smooth(n, leaves[i], stencil, impl, floor)) + eps),
-        updates, nu_hat)
-    scaled = treedef.unflatten(outs)
+    scaled = _coupling.smooth_tree(
+        nu_hat, leaves, stencil, impl, floor,
+        finish=lambda n, g: g / (jnp.sqrt(n) + eps), others=(updates,))
     mu = optax.tree.update_moment(scaled, state.mu, b1, 1)
     new_updates = _numerics.bias_correction(mu, b1, count_inc)
     return new_updates, ScaleByLaplacianLapropState(

@@ -129,7 +129,7 @@ def scale_by_laplacian_adam(
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'``; 0 = automatic.
     wave_damping: damping of ``'wave_variance'``, in [0, 1].
-    impl: Laplacian implementation, ``'conv'``, ``'shift'`` or None (default).
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or None (default).
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -187,19 +187,16 @@ def scale_by_laplacian_adam(
     if mode == "variance_lap":
       # smooth(v̂) = (v + c2·L(v)) / (1 - b2^t): L reads the new state v.
       divisor = _numerics.bias_correction_divisor(b2, count_inc)
-      leaf_fn = lambda i, m, v: m / (  # pylint: disable=g-long-lambda
-          jnp.sqrt(_coupling.smooth(v, leaves[i], stencil, impl, floor,
-                                    divisor)) + eps)
-      treedef, outs = _coupling.map_leaves(leaf_fn, mu_hat, nu)
-      return treedef.unflatten(outs), ScaleByLaplacianAdamState(
+      new_updates = _coupling.smooth_tree(
+          nu, leaves, stencil, impl, floor, divisor,
+          finish=lambda v, m: m / (jnp.sqrt(v) + eps), others=(mu_hat,))
+      return new_updates, ScaleByLaplacianAdamState(
           count_inc, optax.tree.cast(mu, mu_dtype),
           optax.tree.cast_like(nu, state.nu))
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
-    if mode == "update_lap":
-      leaf_fn = lambda i, m, v: _coupling.smooth(  # pylint: disable=g-long-lambda
-          m / (jnp.sqrt(v) + eps), leaves[i], stencil, impl)
-    treedef, outs = _coupling.map_leaves(leaf_fn, mu_hat, nu_hat)
-    new_updates = treedef.unflatten(outs)
+    new_updates = _coupling.smooth_tree(  # mode == 'update_lap'
+        jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat),
+        leaves, stencil, impl)
     nu = optax.tree.cast_like(nu, state.nu)
     return new_updates, ScaleByLaplacianAdamState(
         count_inc, optax.tree.cast(mu, mu_dtype), nu)
@@ -357,11 +354,10 @@ def scale_by_laplacian_rms(
     del params
     leaves = _coupling.plan(updates, state.count, **plan_kwargs)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, decay, 2)
-    treedef, outs = _coupling.map_leaves(
-        lambda i, g, a: g / (
-            jnp.sqrt(_coupling.smooth(a, leaves[i], stencil, impl, 0.0)) + eps),
-        updates, nu)
-    return treedef.unflatten(outs), ScaleByLaplacianRmsState(
+    new_updates = _coupling.smooth_tree(
+        nu, leaves, stencil, impl, 0.0,
+        finish=lambda a, g: g / (jnp.sqrt(a) + eps), others=(updates,))
+    return new_updates, ScaleByLaplacianRmsState(
         numerics.safe_increment(state.count), nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -431,11 +427,10 @@ def scale_by_laplacian_adagrad(
     del params
     leaves = _coupling.plan(updates, state.count, **plan_kwargs)
     acc = jax.tree.map(lambda s, g: s + g * g, state.sum_of_squares, updates)
-    treedef, outs = _coupling.map_leaves(
-        lambda i, g, s: g / (
-            jnp.sqrt(_coupling.smooth(s, leaves[i], stencil, impl, 0.0)) + eps),
-        updates, acc)
-    return treedef.unflatten(outs), ScaleByLaplacianAdagradState(
+    new_updates = _coupling.smooth_tree(
+        acc, leaves, stencil, impl, 0.0,
+        finish=lambda s, g: g / (jnp.sqrt(s) + eps), others=(updates,))
+    return new_updates, ScaleByLaplacianAdagradState(
         numerics.safe_increment(state.count), acc)
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 
 __all__ = ["concrete_value", "check_non_negative", "check_unit_interval",
-           "check_choice", "is_concrete_zero", "check_adam_like"]
+           "check_choice", "is_concrete_zero", "is_static_zero",
+           "check_adam_like"]
 
 
 def concrete_value(x: Any) -> float | None:
@@ -37,6 +38,18 @@ def is_concrete_zero(x: Any) -> bool:
   """True iff ``x`` is a concrete number equal to 0 (static skip allowed)."""
   value = concrete_value(x)
   return value is not None and value == 0.0
+
+
+def is_static_zero(x: Any) -> bool:
+  """True iff ``x`` is a Python number equal to 0.
+
+  For decisions on the *structure* of a transform (whether a weight-decay or
+  momentum stage exists): ``optax.inject_hyperparams`` passes arrays, concrete
+  in ``init`` but traced in a jitted ``update``, and both must build the same
+  chain, so only Python numbers may remove a stage.
+  """
+  return (isinstance(x, (int, float)) and not isinstance(x, bool)
+          and x == 0)
 
 
 def check_non_negative(name: str, x: Any) -> None:

@@ -169,7 +169,7 @@ def vradam(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
       impl=impl)]
-  if not _validation.is_concrete_zero(weight_decay):
+  if not _validation.is_static_zero(weight_decay):
     inner.append(optax.add_decayed_weights(weight_decay, mask))
   return optax.chain(
       scale_by_velocity_regularization(optax.chain(*inner), beta3, lr_cutoff,

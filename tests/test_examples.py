@@ -17,6 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                                    "--rounds", "2"], "temporaries"),
     ("benchmarks/bench_compile.py", ["--leaves", "8", "--rounds", "1"],
      "x optax.adam"),
+    ("benchmarks/bench_step.py", ["--tiny", "--rounds", "2", "--steps", "1",
+                                  "--tasks", "cnn-denoise",
+                                  "--optimizers", "adam,ladam"], "|---|"),
 ])
 def test_script_runs(script, args, marker, capsys, monkeypatch):
   monkeypatch.setattr(sys, "argv", [script] + args)

@@ -224,6 +224,12 @@ for impl in ("shift", "conv"):
   # The periodic wrap crosses shard boundaries through halo exchanges only.
   assert ops["collective-permute"] > 0, ops
   assert ops["all-gather"] == ops["all-to-all"] == ops["all-reduce"] == 0, ops
+# 'flat' flattens each field: still exact and sharding-preserving, but XLA
+# gathers column-sharded leaves, so it is not the default with >1 device.
+diff, kept, ops = md.sharded_vs_unsharded(impl="flat")
+assert diff <= 1e-6 and kept, ("flat", diff, kept)
+import ladam_jax
+assert ladam_jax.default_laplacian_impl() == "shift"
 diff, deleted = md.donated_step_works()
 assert diff == 0.0 and deleted, (diff, deleted)
 with tempfile.TemporaryDirectory() as tmp:

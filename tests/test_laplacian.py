@@ -35,7 +35,7 @@ def torch_view(w):
   return w.reshape(w.shape[0], -1) if w.ndim > 2 else w
 
 
-@pytest.mark.parametrize("impl", ["conv", "shift"])
+@pytest.mark.parametrize("impl", ladam_jax._laplacian.IMPLS)
 @pytest.mark.parametrize("stencil", ["9point", "5point"])
 def test_matches_numpy_transcription_float64(impl, stencil):
   rng = np.random.default_rng(0)
@@ -46,7 +46,7 @@ def test_matches_numpy_transcription_float64(impl, stencil):
                              atol=1e-14)
 
 
-@pytest.mark.parametrize("impl", ["conv", "shift"])
+@pytest.mark.parametrize("impl", ladam_jax._laplacian.IMPLS)
 def test_one_dimensional_kernel(impl):
   x = jnp.arange(6.0) ** 2
   got = ladam_jax.laplacian(x, impl=impl)
@@ -82,7 +82,7 @@ def test_too_small_fields_give_zero(shape):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
 def test_keeps_dtype_and_shape(dtype):
   x = jnp.ones((3, 3, 4, 5), dtype)
-  for impl in ("conv", "shift"):
+  for impl in ("conv", "shift", "flat"):
     got = ladam_jax.laplacian(x, impl=impl)
     assert got.dtype == dtype and got.shape == x.shape
 
@@ -91,36 +91,40 @@ def test_float64_constants_are_exact():
   """In float64 the 9-point weights are the doubles 1/6, 4/6, -20/6."""
   with jax.enable_x64(True):
     x = jnp.zeros((5, 5), jnp.float64).at[2, 2].set(1.0)
-    for impl in ("conv", "shift"):
+    for impl in ("conv", "shift", "flat"):
       got = np.asarray(ladam_jax.laplacian(x, impl=impl))
       assert got.dtype == np.float64
       assert got[2, 2] == -20 / 6 and got[1, 2] == 4 / 6 and got[1, 1] == 1 / 6
 
 
+@pytest.mark.parametrize("impl", ladam_jax._laplacian.IMPLS)
 @pytest.mark.parametrize("stencil", ["9point", "5point"])
 @pytest.mark.parametrize("torch_shape", [(6, 4, 3, 3), (8, 4, 5), (5, 3, 2, 3, 4)])
-def test_flax_layout_is_the_reference_field(stencil, torch_shape):
+def test_flax_layout_is_the_reference_field(impl, stencil, torch_shape):
   rng = np.random.default_rng(1)
   w_t = rng.standard_normal(torch_shape)
   nd = w_t.ndim
   kernel = np.transpose(w_t, tuple(range(2, nd)) + (1, 0))  # Flax layout
   with jax.enable_x64(True):
-    got = np.asarray(ladam_jax.laplacian(jnp.asarray(kernel), stencil))
+    got = np.asarray(ladam_jax.laplacian(jnp.asarray(kernel), stencil,
+                                         impl=impl))
     via_torch = np.asarray(ladam_jax.laplacian(jnp.asarray(w_t), stencil,
-                                               "torch"))
+                                               "torch", impl=impl))
   expected_t = numpy_laplacian_2d(torch_view(w_t), stencil).reshape(torch_shape)
   np.testing.assert_allclose(via_torch, expected_t, atol=1e-13)
   back = np.transpose(got, (nd - 1, nd - 2) + tuple(range(nd - 2)))
   np.testing.assert_allclose(back, expected_t, atol=1e-13)
 
 
-def test_custom_layout_with_batch_axes():
+@pytest.mark.parametrize("impl", ladam_jax._laplacian.IMPLS)
+def test_custom_layout_with_batch_axes(impl):
   """(features, heads, head_dim) with one field per head."""
   rng = np.random.default_rng(2)
   x = rng.standard_normal((6, 3, 5))
   layout = ladam_jax.LaplacianLayout(rows=(0,), cols=(-1,))
   with jax.enable_x64(True):
-    got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), layout=layout))
+    got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), layout=layout,
+                                         impl=impl))
   for h in range(3):
     np.testing.assert_allclose(got[:, h, :],
                                numpy_laplacian_2d(x[:, h, :], "9point"),
@@ -162,7 +166,7 @@ shapes = st.one_of(
 )
 
 
-@hypothesis.settings(**SETTINGS)
+@hypothesis.settings(**dict(SETTINGS, max_examples=15))
 @hypothesis.given(shape=shapes, stencil=st.sampled_from(["9point", "5point"]),
                   layout=st.sampled_from(["flax", "torch"]),
                   seed=st.integers(0, 2**16))
@@ -170,9 +174,11 @@ def test_properties(shape, stencil, layout, seed):
   x = jax.random.normal(jax.random.key(seed), shape)
   conv = ladam_jax.laplacian(x, stencil, layout, impl="conv")
   shift = ladam_jax.laplacian(x, stencil, layout, impl="shift")
+  flat = ladam_jax.laplacian(x, stencil, layout, impl="flat")
   scale = float(jnp.max(jnp.abs(x))) + 1e-30
-  # the fast path equals the lax.conv path
+  # the fast paths equal the lax.conv path
   assert float(jnp.max(jnp.abs(conv - shift))) <= 1e-6 * scale * 8
+  assert float(jnp.max(jnp.abs(conv - flat))) <= 1e-6 * scale * 8
   # it sums to zero over each (periodic) field
   assert abs(float(jnp.sum(shift))) <= 1e-4 * scale * x.size
   # the Laplacian of a constant field is zero
@@ -180,7 +186,7 @@ def test_properties(shape, stencil, layout, seed):
   np.testing.assert_allclose(const, 0.0, atol=1e-5)
 
 
-@hypothesis.settings(**SETTINGS)
+@hypothesis.settings(**dict(SETTINGS, max_examples=12))
 @hypothesis.given(h=st.integers(1, 10), w=st.integers(1, 10),
                   stencil=st.sampled_from(["9point", "5point"]),
                   seed=st.integers(0, 2**16))
@@ -197,3 +203,55 @@ def test_field_spec_of_named_layouts():
   spec = _layout.field_spec((8, 4, 3, 3), "torch")
   assert spec.perm == (0, 1, 2, 3) and spec.field == (8, 36)
   assert _layout.field_spec((), "flax") is None
+
+
+# Layouts of the memory-order row plan of impl='flat': leading batch axes,
+# permuted row axes, trailing column axes (the plan applies), and layouts it
+# does not cover (columns not the minor axes: the 'shift' fallback).
+PLAN_CASES = [
+    ((9, 7), "flax", True),
+    ((5, 3), "flax", True),  # every row special (touches the first/last row)
+    ((3, 3), "flax", True),
+    ((3, 3, 4, 6), "flax", True),  # conv kernel: rows (in, kh, kw)
+    ((3, 1, 5, 4, 3), "flax", True),  # 3-D conv kernel, a size-1 axis
+    ((6, 4, 3, 3), "torch", True),
+    ((4, 6, 5), ladam_jax.LaplacianLayout(rows=(1,), cols=(2,)), True),
+    ((2, 3, 4, 5), ladam_jax.LaplacianLayout(rows=(2, 1), cols=(3,)), True),
+    ((6, 3, 5), ladam_jax.LaplacianLayout(rows=(0,), cols=(2,)), False),
+    ((4, 5, 6), ladam_jax.LaplacianLayout(rows=(2,), cols=(1,)), False),
+    ((7,), "flax", False),  # 1-D field
+]
+
+
+@pytest.mark.parametrize("shape, layout, planned", PLAN_CASES)
+@pytest.mark.parametrize("stencil", ["9point", "5point"])
+def test_flat_row_plan_matches_conv_float64(shape, layout, planned, stencil):
+  from ladam_jax import _laplacian  # pylint: disable=g-import-not-at-top
+  spec = _layout.field_spec(shape, layout)
+  plan = _laplacian._row_plan(shape, spec)
+  assert (plan is not None) == planned
+  if plan is not None:  # every memory row is computed exactly once
+    rows = sorted([m for s, n, _, _ in plan.runs for m in range(s, s + n)] +
+                  list(plan.special))
+    assert rows == list(range(spec.field[0]))
+  x = np.random.default_rng(3).standard_normal(shape)
+  with jax.enable_x64(True):
+    conv = ladam_jax.laplacian(jnp.asarray(x), stencil, layout, impl="conv")
+    flat = ladam_jax.laplacian(jnp.asarray(x), stencil, layout, impl="flat")
+  np.testing.assert_allclose(flat, conv, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("layout", ["flax", "torch"])
+def test_flat_vmap_and_float32_bound(layout):
+  x = jax.random.normal(jax.random.key(4), (3, 3, 3, 8, 16))
+  flat = jax.vmap(lambda y: ladam_jax.laplacian(y, layout=layout,
+                                                impl="flat"))(x)
+  conv = jnp.stack([ladam_jax.laplacian(y, layout=layout, impl="conv")
+                    for y in x])
+  rel = float(jnp.max(jnp.abs(flat - conv)) / jnp.max(jnp.abs(conv)))
+  assert rel <= 1e-6, rel
+
+
+def test_default_impl_is_flat_on_one_device():
+  assert ladam_jax.default_laplacian_impl() == (
+      "flat" if jax.device_count() == 1 else "shift")

@@ -145,13 +145,28 @@ def test_chain_with_clipping_and_schedule():
   assert_trees_close(params, ref, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("factory, kwargs", [
+    (ladam_jax.lrmsprop, {}), (ladam_jax.ladagrad, {}), (ladam_jax.ladamw, {}),
+    (ladam_jax.vradam, {})])
+def test_inject_hyperparams_with_default_zero_stages_under_jit(factory, kwargs):
+  """momentum / lr_decay / weight_decay of 0 arrive as arrays from
+  inject_hyperparams: concrete in init, traced in a jitted update; both must
+  build the same chain."""
+  tx = optax.inject_hyperparams(factory)(1e-2, c2=1e-3, **kwargs)
+  params = make_params()
+  state = tx.init(params)
+  updates, _ = jax.jit(tx.update)(params, state, params)
+  assert all(np.all(np.isfinite(u)) for u in jax.tree.leaves(updates))
+
+
 def test_multi_steps_accumulates():
   opt = optax.MultiSteps(ladam_jax.ladam(1e-2, c2=1e-3), every_k_schedule=3)
   params = make_params()
   state = opt.init(params)
   grads = jax.grad(loss_fn)(params, batch(0))
+  update = jax.jit(opt.update)
   for i in range(3):
-    updates, state = opt.update(grads, state, params)
+    updates, state = update(grads, state, params)
     moved = any(np.any(u != 0) for u in jax.tree.leaves(updates))
     assert moved == (i == 2)
   inner = ladam_jax.ladam(1e-2, c2=1e-3)
@@ -461,3 +476,63 @@ def test_rms_and_adagrad_finite(factory, c2, gscale, seed):
     g = {"w": jax.random.normal(jax.random.key(seed + t), (9, 7)) * gscale}
     updates, state = opt.update(g, state, params)
     assert bool(jnp.all(jnp.isfinite(updates["w"])))
+
+
+def _many_small_leaves():
+  keys = jax.random.split(jax.random.key(7), 40)
+  tree = {f"w{i:02d}": jax.random.normal(k, (12, 10)) for i, k in enumerate(keys)}
+  tree["odd"] = jax.random.normal(keys[0], (10, 12))  # its own group
+  return tree
+
+
+@pytest.mark.parametrize("factory, kwargs", [
+    (ladam_jax.ladam, {}),
+    (ladam_jax.ladam, dict(mode="update_lap")),
+    (ladam_jax.lrmsprop, {}),
+    (ladam_jax.ladagrad, {}),
+    (ladam_jax.laprop, {}),
+])
+def test_batched_small_leaves_match_leaf_by_leaf(factory, kwargs, monkeypatch):
+  """Same-shaped small leaves are smoothed stacked (in groups of 32 here:
+  40 leaves give a group of 32 and one of 8); per-leaf c2, a c2 of 0 and
+  a traced c2 must come out as leaf by leaf."""
+  from ladam_jax import _coupling  # pylint: disable=g-import-not-at-top
+  params = _many_small_leaves()
+  c2 = {k: (0.0 if k == "w03" else 1e-3 * (1 + i))
+        for i, k in enumerate(params)}
+  grads = jax.tree.map(lambda p: jnp.cos(3 * p), params)
+
+  def run(tx):
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    for _ in range(3):
+      out, state = update(grads, state, params)
+    return out
+
+  # a traced c2 (inject_hyperparams) once: the stacking code is shared
+  injected = factory is ladam_jax.ladam and not kwargs
+  make = lambda: [factory(1e-2, c2=c2, min_spatial_size=0, **kwargs)] + (
+      [optax.inject_hyperparams(factory)(1e-2, c2=0.01)] if injected else [])
+  batched = [run(tx) for tx in make()]
+  monkeypatch.setattr(_coupling, "BATCH_MAX_SIZE", 0)
+  single = [run(tx) for tx in make()]
+  for b, s in zip(batched, single):
+    assert_trees_close(b, s, rtol=1e-6)
+  # the pytree c2 differs per leaf (and is 0 on w03), so leaves differ
+  plain = run(factory(1e-2, c2=0.0, **kwargs))
+  assert np.allclose(batched[0]["w03"], plain["w03"], rtol=1e-6)
+  assert not np.allclose(batched[0]["w00"], plain["w00"], rtol=1e-4)
+
+
+def test_batching_compiles_the_stencil_once_per_group(monkeypatch):
+  from ladam_jax import _coupling  # pylint: disable=g-import-not-at-top
+  params = _many_small_leaves()
+
+  def slices():  # a new transform each time: jit caches by function
+    tx = ladam_jax.scale_by_laplacian_adam(c2=1e-3, min_spatial_size=0)
+    hlo = jax.jit(tx.update).lower(params, tx.init(params)).compile().as_text()
+    return hlo.count(" slice(")
+
+  batched = slices()
+  monkeypatch.setattr(_coupling, "BATCH_MAX_SIZE", 0)
+  assert batched * 4 < slices()

@@ -1,0 +1,100 @@
+"""Full training-step time on the seed tasks: LAdam vs optax.adam.
+
+One jitted step (loss, gradients, optimizer update, ``apply_updates``, params
+and state donated) of one seed of ``ladam-bench``'s seed tasks at the seed
+page's sizes: the wave-equation PINN (tanh MLP 2 -> 128 x 4 -> 1, PDE + BC +
+IC collocation batch) and the 1-D CNN denoiser. Both optimizers run the same
+task, data and batch keys; ratios are medians over interleaved rounds, each
+round timing ``--steps`` consecutive steps per optimizer::
+
+    python benchmarks/bench_step.py                    # ~1 min
+    python benchmarks/bench_step.py --tasks pinn-wave --rounds 41
+    python benchmarks/bench_step.py --tiny --rounds 2 --steps 1   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+
+import jax
+import optax
+
+from ladam_jax.bench import _optimizers
+from ladam_jax.bench import _tasks
+from ladam_jax.bench import _train
+
+
+def step_runner(task, size, tx, prepared):
+  """A function running ``n`` jitted training steps of seed 0 with ``tx``."""
+  params, data, keys = jax.tree.map(lambda x: x[0], (
+      prepared.params, prepared.data, prepared.batch_keys))
+  loss_and_grad = jax.value_and_grad(task.loss)
+
+  @jax.jit
+  def copy(tree):
+    return jax.tree.map(lambda x: x + 0, tree)
+
+  def step(p, s, i):
+    loss, grads = loss_and_grad(p, data, jax.random.fold_in(keys, i), size)
+    updates, s = tx.update(grads, s, p)
+    return optax.apply_updates(p, updates), s, loss
+
+  step = jax.jit(step, donate_argnums=(0, 1))
+  state = {"p": copy(params)}
+  state["s"] = jax.jit(tx.init)(state["p"])
+  counter = [0]
+
+  def run(n):
+    p, s = state["p"], state["s"]
+    for _ in range(n):
+      p, s, loss = step(p, s, counter[0])
+      counter[0] += 1
+    jax.block_until_ready(loss)
+    state["p"], state["s"] = p, s
+
+  run(2)  # compile
+  return run
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--tasks", default="pinn-wave,cnn-denoise")
+  parser.add_argument("--rounds", type=int, default=21)
+  parser.add_argument("--steps", type=int, default=10,
+                      help="steps per timed block")
+  parser.add_argument("--optimizers", default="adam,ladam,ladam-floor0")
+  parser.add_argument("--tiny", action="store_true",
+                      help="the tasks' tiny sizes (smoke test)")
+  args = parser.parse_args(argv)
+  names = [n for n in args.optimizers.split(",") if n]
+  print(f"# full training step, median of {args.rounds} interleaved rounds of "
+        f"{args.steps} steps; backend={jax.default_backend()}")
+  print("| task | optimizer | ms / step | ratio vs adam |")
+  print("|---|---|---|---|")
+  rows = []
+  for name in args.tasks.split(","):
+    task = _tasks.get_task(name)
+    size = dataclasses.replace(task.tiny if args.tiny else task.full, seeds=1)
+    prepared = _train.prepare(task, size)
+    runners = {n: step_runner(task, size, _optimizers.OPTIMIZERS[n].make(
+        task.learning_rate, task.c2), prepared) for n in names}
+    times = {n: [] for n in names}
+    for _ in range(args.rounds):
+      for n, run in runners.items():
+        t0 = time.perf_counter()
+        run(args.steps)
+        times[n].append((time.perf_counter() - t0) / args.steps)
+    base = statistics.median(times[names[0]])
+    for n in names:
+      med = statistics.median(times[n])
+      rows.append((name, n, med, med / base))
+      print(f"| {name} | {n} | {med * 1e3:.3f} | {med / base:.3f}x |",
+            flush=True)
+  return rows
+
+
+if __name__ == "__main__":
+  main()
