@@ -142,18 +142,15 @@ class _RowPlan(NamedTuple):
   """Static plan of the ``'flat'`` path for one leaf shape and field.
 
   The leaf is viewed in memory order as ``(B, R, w)``: ``B`` fields, ``R``
-  memory rows of ``w`` contiguous elements (the field's columns). Field row
-  ``i`` lives in memory row ``mem_row[i]``; ``up[m]`` / ``down[m]`` is the
-  memory row holding the field neighbour above / below memory row ``m``.
+  memory rows of ``w`` contiguous elements (the field's columns).
   """
 
   view: tuple[int, int, int]  # (B, R, w)
-  # runs (start, n, up_start, down_start): rows start..start+n-1 whose
-  # neighbours are the rows up_start.. and down_start.. (one offset each)
+  # runs (start, n, up_start, down_start): memory rows start..start+n-1 whose
+  # field neighbours above / below are the rows up_start.., down_start..
   runs: tuple[tuple[int, int, int, int], ...]
-  special: tuple[int, ...]  # memory rows computed from small blocks
-  up: tuple[int, ...]
-  down: tuple[int, ...]
+  # (up, row, down) memory rows of each row computed from a gathered block
+  special: tuple[tuple[int, int, int], ...]
 
 
 _MAX_RUNS = 32
@@ -196,9 +193,8 @@ def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
   field_row[mem_row] = np.arange(h)
   up = mem_row[(field_row - 1) % h]
   down = mem_row[(field_row + 1) % h]
-  edge = {0, h - 1}
-  special = [m for m in range(h)
-             if m in edge or int(up[m]) in edge or int(down[m]) in edge]
+  # The first and last memory rows and the rows whose neighbours they are.
+  special = {0, h - 1, *(int(r) for r in (up[0], up[-1], down[0], down[-1]))}
   runs = []
   m = 0
   while m < h:
@@ -212,8 +208,8 @@ def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
     runs.append((start, m - start, int(start + du), int(start + dd)))
   if len(runs) > _MAX_RUNS:
     return None
-  return _RowPlan((b, h, w), tuple(runs), tuple(special),
-                  tuple(int(u) for u in up), tuple(int(d) for d in down))
+  return _RowPlan((b, h, w), tuple(runs), tuple(
+      (int(up[m]), int(m), int(down[m])) for m in sorted(special)))
 
 
 def _run_rows(view: jax.Array, runs, stencil: str) -> list[jax.Array]:
@@ -257,7 +253,7 @@ def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str) -> jax.Array:
   shape instead of dispatching its many slices one by one; inside an outer
   ``jit`` it is inlined and fused like the rest of the update.
   """
-  b, h, w = plan.view
+  b, _, w = plan.view
   view = x.reshape(plan.view)
   pieces = list(zip((start for start, *_ in plan.runs),
                     _run_rows(view, plan.runs, stencil)))
@@ -265,12 +261,12 @@ def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str) -> jax.Array:
     # Each special row m as the middle of a gathered five-row block
     # (up, up, m, down, down): the outer rows only keep k ± 1 in bounds.
     k = len(plan.special)
-    idx = np.array([[plan.up[m], plan.up[m], m, plan.down[m], plan.down[m]]
-                    for m in plan.special]).reshape(-1)
+    idx = np.array([[u, u, m, d, d] for u, m, d in plan.special]).reshape(-1)
     blocks = jnp.take(view, idx, axis=1).reshape(b * k, 5, w)
     (ends,) = _run_rows(blocks, ((2, 1, 1, 3),), stencil)
     ends = ends.reshape(b, k, w)
-    pieces += [(m, ends[:, i:i + 1]) for i, m in enumerate(plan.special)]
+    pieces += [(m, ends[:, i:i + 1])
+               for i, (_, m, _) in enumerate(plan.special)]
   pieces.sort(key=lambda p: p[0])
   return jnp.concatenate([p[1] for p in pieces], axis=1).reshape(x.shape)
 
