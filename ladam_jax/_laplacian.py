@@ -18,15 +18,16 @@ Three implementations give the same numbers (to rounding):
 
 - ``'conv'``: ``jax.lax.conv_general_dilated`` on a wrap-padded field, exactly
   the reference's ``F.pad(mode='circular')`` + ``F.conv2d``;
-- ``'shift'`` (the default with several devices): weighted sums of shifted
-  slices of the wrap-padded field, which XLA fuses with the optimizer's
-  elementwise maths; much faster than ``'conv'`` on CPU, where single-channel
-  convolutions are slow, and under sharding it only exchanges halos;
-- ``'flat'`` (the default on one device): no padded copy and no transpose.
-  The leaf is read in memory order as ``(B, R, w)``, where each of the ``R``
-  memory rows is one field row of ``w`` contiguous columns (true of every
-  Flax and PyTorch kernel layout: for a Flax conv kernel ``(kh, kw, in,
-  out)`` only the order of the rows differs from the field's). In the
+- ``'shift'`` (the default with several devices, and on TPU): weighted sums
+  of shifted slices of the wrap-padded field, which XLA fuses with the
+  optimizer's elementwise maths; much faster than ``'conv'`` on CPU, where
+  single-channel convolutions are slow, and under sharding it only exchanges
+  halos;
+- ``'flat'`` (the default on one CPU or GPU device): no padded copy and no
+  transpose. The leaf is read in memory order as ``(B, R, w)``, where each
+  of the ``R`` memory rows is one field row of ``w`` contiguous columns
+  (true of every Flax and PyTorch kernel layout: for a Flax conv kernel
+  ``(kh, kw, in, out)`` only the order of the rows differs). In the
   flattened rows the neighbour one column left is element ``k - 1`` and one
   field row up sits a fixed number of rows away over long runs of rows; so
   each run is a weighted sum of contiguous slices, with a ``jnp.where`` on
@@ -70,14 +71,18 @@ _WEIGHTS = {
 def default_impl() -> str:
   """The implementation used when ``impl=None``.
 
-  ``'flat'`` when one device is visible, ``'shift'`` when several are.
+  ``'flat'`` when one CPU or GPU device is visible, else ``'shift'``.
   ``'flat'`` is the fastest on CPU (``benchmarks/bench_update.py``, see
-  ``benchmarks/RESULTS.md``), but it flattens each field, and XLA's SPMD
-  partitioner gathers a leaf whose columns are sharded before it can flatten
-  it; ``'shift'`` only exchanges halos between shards. Pass ``impl``
-  explicitly to override.
+  ``benchmarks/RESULTS.md``), but it flattens each field's rows: XLA's SPMD
+  partitioner gathers a leaf whose columns are sharded before it can do
+  that, where ``'shift'`` only exchanges halos; and on TPU, whose arrays are
+  tiled over their two minor dimensions, flattening them is a relayout copy.
+  GPU and TPU timings are not measured yet. Pass ``impl`` to override.
   """
-  return "flat" if jax.device_count() == 1 else "shift"
+  if jax.device_count() == 1 and jax.default_backend() in ("cpu", "gpu",
+                                                          "cuda", "rocm"):
+    return "flat"
+  return "shift"
 
 
 def check_impl(impl) -> None:

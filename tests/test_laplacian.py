@@ -252,6 +252,13 @@ def test_flat_vmap_and_float32_bound(layout):
   assert rel <= 1e-6, rel
 
 
-def test_default_impl_is_flat_on_one_device():
+def test_default_impl_is_flat_on_one_cpu_or_gpu_device(monkeypatch):
   assert ladam_jax.default_laplacian_impl() == (
       "flat" if jax.device_count() == 1 else "shift")
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+  assert ladam_jax.default_laplacian_impl() == "shift"
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert ladam_jax.default_laplacian_impl() == "flat"
+  monkeypatch.setattr(jax, "device_count", lambda: 4)
+  assert ladam_jax.default_laplacian_impl() == "shift"
