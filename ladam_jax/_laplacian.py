@@ -77,7 +77,7 @@ def default_impl() -> str:
   partitioner gathers a leaf whose columns are sharded before it can do
   that, where ``'shift'`` only exchanges halos; and on TPU, whose arrays are
   tiled over their two minor dimensions, flattening them is a relayout copy.
-  On one H100, 'flat' was also the faster on dense kernels (1.2x vs 1.6x
+  On one H100, ``'flat'`` was also the faster on dense kernels (1.2x vs 1.6x
   optax.adam at 168M parameters); TPU is not measured. Pass ``impl`` to
   override.
   """
