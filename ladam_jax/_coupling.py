@@ -28,7 +28,8 @@ from ladam_jax import _layout
 from ladam_jax import _validation
 
 __all__ = ["LeafCoupling", "plan", "smooth", "smooth_tree", "coupled_term",
-           "validate", "map_leaves", "plan_kwargs", "BATCH_MAX_SIZE"]
+           "validate", "map_leaves", "plan_kwargs", "BATCH_MAX_SIZE",
+           "BATCH_MAX_LEAVES"]
 
 # Coupled leaves of at most BATCH_MAX_SIZE elements that share shape, dtype
 # and field are smoothed together, up to BATCH_MAX_LEAVES at a time, stacked
@@ -168,30 +169,31 @@ def smooth_tree(tree: Any, leaves: list[LeafCoupling], stencil: str,
   finish = finish or (lambda s, *_: s)
   xs, treedef = jax.tree.flatten(tree)
   other_leaves = [treedef.flatten_up_to(o) for o in others]
+
+  def one(x, leaf, *rest):
+    return finish(smooth(x, leaf, stencil, impl, floor, divisor), *rest)
+
   out = [None] * len(xs)
-  groups: dict[Any, list[int]] = {}
+  groups: dict[Any, list[list[int]]] = {}  # key -> chunks of leaf indices
   for i, (x, leaf) in enumerate(zip(xs, leaves)):
     if _needs_laplacian(leaf) and x.size <= BATCH_MAX_SIZE:
       key = (tuple(x.shape), x.dtype, leaf.spec, leaf.use_lap is True,
              tuple((o[i].shape, o[i].dtype) for o in other_leaves))
-      group = groups.setdefault(key, [[]])
-      if len(group[-1]) == BATCH_MAX_LEAVES:
-        group.append([])
-      group[-1].append(i)
+      chunks = groups.setdefault(key, [[]])
+      if len(chunks[-1]) == BATCH_MAX_LEAVES:
+        chunks.append([])
+      chunks[-1].append(i)
     else:
-      out[i] = finish(smooth(x, leaf, stencil, impl, floor, divisor),
-                      *(o[i] for o in other_leaves))
+      out[i] = one(x, leaf, *(o[i] for o in other_leaves))
   for idx in (idx for chunks in groups.values() for idx in chunks):
     if len(idx) == 1:
       i = idx[0]
-      out[i] = finish(smooth(xs[i], leaves[i], stencil, impl, floor, divisor),
-                      *(o[i] for o in other_leaves))
+      out[i] = one(xs[i], leaves[i], *(o[i] for o in other_leaves))
       continue
-    stack = lambda ls: jnp.stack([ls[i] for i in idx])  # pylint: disable=cell-var-from-loop
-    leaf = _stacked_leaf([leaves[i] for i in idx], xs[idx[0]].ndim,
-                         xs[idx[0]].dtype)
-    done = finish(smooth(stack(xs), leaf, stencil, impl, floor, divisor),
-                  *(stack(o) for o in other_leaves))
+    stack = lambda ls, idx=idx: jnp.stack([ls[i] for i in idx])
+    done = one(stack(xs), _stacked_leaf([leaves[i] for i in idx],
+                                        xs[idx[0]].ndim, xs[idx[0]].dtype),
+               *(stack(o) for o in other_leaves))
     for j, i in enumerate(idx):
       out[i] = done[j]
   return treedef.unflatten(out)
