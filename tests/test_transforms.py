@@ -39,6 +39,10 @@ def batch(t, n=8):
   return jax.random.normal(jax.random.key(100 + t), (n, 32), jnp.float32)
 
 
+# Jitted once: eagerly, loss_fn's many small ops cost seconds to dispatch.
+grad_fn = jax.jit(jax.grad(loss_fn))
+
+
 def train(opt, params, steps=30, jit=True):
   def step(params, state, x):
     grads = jax.grad(loss_fn)(params, x)
@@ -163,7 +167,7 @@ def test_multi_steps_accumulates():
   opt = optax.MultiSteps(ladam_jax.ladam(1e-2, c2=1e-3), every_k_schedule=3)
   params = make_params()
   state = opt.init(params)
-  grads = jax.grad(loss_fn)(params, batch(0))
+  grads = grad_fn(params, batch(0))
   update = jax.jit(opt.update)
   for i in range(3):
     updates, state = update(grads, state, params)
@@ -182,7 +186,7 @@ def test_apply_if_finite_skips_nan_steps():
   updates, state = opt.update(bad, state, params)
   assert all(np.all(u == 0) for u in jax.tree.leaves(updates))
   assert int(state.notfinite_count) == 1
-  good = jax.grad(loss_fn)(params, batch(0))
+  good = grad_fn(params, batch(0))
   updates, state = opt.update(good, state, params)
   assert all(np.all(np.isfinite(u)) for u in jax.tree.leaves(updates))
 
@@ -209,7 +213,7 @@ def test_inject_hyperparams_c2_is_live():
   opt = optax.inject_hyperparams(ladam_jax.ladam)(learning_rate=1e-2, c2=0.05)
   params = make_params()
   state = opt.init(params)
-  grads = jax.grad(loss_fn)(params, batch(0))
+  grads = grad_fn(params, batch(0))
   step = jax.jit(opt.update)
   u1, _ = step(grads, state, params)
   state.hyperparams["c2"] = jnp.asarray(0.0)
@@ -252,7 +256,7 @@ def test_vmap_over_a_batch_of_models():
   updates, _ = jax.jit(jax.vmap(opt.update))(grads, states, stacked)
   for s in range(3):
     p = make_params(seed=s)
-    g = jax.grad(loss_fn)(p, batch(0))
+    g = grad_fn(p, batch(0))
     ref, _ = opt.update(g, opt.init(p), p)
     assert_trees_close(jax.tree.map(lambda u: u[s], updates), ref,
                        rtol=1e-5, atol=1e-9)
@@ -264,7 +268,7 @@ def test_bfloat16_params_keep_dtypes(mode):
   params = make_params(jnp.bfloat16)
   opt = ladam_jax.ladamw(1e-2, c2=0.05, mode=mode)
   state = opt.init(params)
-  grads = jax.grad(loss_fn)(params, batch(0).astype(jnp.bfloat16))
+  grads = grad_fn(params, batch(0).astype(jnp.bfloat16))
   updates, new_state = jax.jit(opt.update)(grads, state, params)
   for u in jax.tree.leaves(updates):
     assert u.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(u)))
@@ -276,7 +280,7 @@ def test_mu_dtype():
   opt = ladam_jax.ladam(1e-2, c2=0.05, mu_dtype=jnp.bfloat16)
   params = make_params()
   state = opt.init(params)
-  grads = jax.grad(loss_fn)(params, batch(0))
+  grads = grad_fn(params, batch(0))
   updates, state = opt.update(grads, state, params)
   adam_state = state[0]
   assert all(m.dtype == jnp.bfloat16 for m in jax.tree.leaves(adam_state.mu))
@@ -317,7 +321,7 @@ def test_state_is_adams_size():
 def test_c2_schedule_follows_the_count():
   sched = lambda count: jnp.where(count < 2, 0.0, 0.05)
   params = make_params()
-  grads = jax.grad(loss_fn)(params, batch(0))
+  grads = grad_fn(params, batch(0))
   tx = ladam_jax.scale_by_laplacian_adam(c2=sched)
   adam = ladam_jax.scale_by_laplacian_adam(c2=0.0)
   lap = ladam_jax.scale_by_laplacian_adam(c2=0.05)
@@ -332,7 +336,7 @@ def test_c2_schedule_follows_the_count():
 
 def _updates(c2, params=None, **kw):
   params = make_params() if params is None else params
-  grads = jax.grad(loss_fn)(params, batch(0))
+  grads = grad_fn(params, batch(0))
   tx = ladam_jax.scale_by_laplacian_adam(c2=c2, **kw)
   return tx.update(grads, tx.init(params))[0]
 
@@ -379,7 +383,7 @@ def test_layout_per_subtree():
 
 def test_weight_lap_is_adam_then_weight_diffusion():
   params = make_params()
-  grads = jax.grad(loss_fn)(params, batch(0))
+  grads = grad_fn(params, batch(0))
   opt = ladam_jax.ladam(1e-2, c2=0.05, mode="weight_lap")
   updates, _ = opt.update(grads, opt.init(params), params)
   adam = optax.adam(1e-2)
