@@ -20,6 +20,7 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from ladam_jax.bench import _optimizers
@@ -32,18 +33,13 @@ def step_runner(task, size, tx, prepared):
   params, data, keys = jax.tree.map(lambda x: x[0], (
       prepared.params, prepared.data, prepared.batch_keys))
   loss_and_grad = jax.value_and_grad(task.loss)
-
-  @jax.jit
-  def copy(tree):
-    return jax.tree.map(lambda x: x + 0, tree)
-
   def step(p, s, i):
     loss, grads = loss_and_grad(p, data, jax.random.fold_in(keys, i), size)
     updates, s = tx.update(grads, s, p)
     return optax.apply_updates(p, updates), s, loss
 
   step = jax.jit(step, donate_argnums=(0, 1))
-  state = {"p": copy(params)}
+  state = {"p": jax.tree.map(jnp.copy, params)}  # the step donates it
   state["s"] = jax.jit(tx.init)(state["p"])
   counter = [0]
 

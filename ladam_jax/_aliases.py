@@ -199,7 +199,7 @@ def ladamw(
 
 
 def decay_and_lr(parts, learning_rate, weight_decay, mask=None):
-  """Appends decoupled weight decay (when not a concrete 0) and the lr."""
+  """Appends decoupled weight decay (unless a Python 0) and the lr."""
   _validation.check_non_negative("weight_decay", weight_decay)
   if not _validation.is_static_zero(weight_decay):
     parts.append(optax.add_decayed_weights(weight_decay, mask))
@@ -226,7 +226,7 @@ def lrmsprop(
   Decoupled weight decay :math:`p \leftarrow p(1-\eta\lambda)`, then
   :math:`b \leftarrow \mu b + g/(\sqrt{\tilde a} + \epsilon)`,
   :math:`p \leftarrow p - \eta b` (no momentum buffer when ``momentum`` is a
-  concrete 0). ``c2=0`` is ``optax.rmsprop(eps_in_sqrt=False)``.
+  Python 0). ``c2=0`` is ``optax.rmsprop(eps_in_sqrt=False)``.
 
   Examples:
     >>> import jax.numpy as jnp, ladam_jax

@@ -160,6 +160,8 @@ class _RowPlan(NamedTuple):
   special: tuple[tuple[int, int, int], ...]
 
 
+# A row order that breaks into more runs (unusual custom layouts) falls back
+# to 'shift' rather than emit that many slices per leaf.
 _MAX_RUNS = 32
 
 

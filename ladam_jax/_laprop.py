@@ -130,7 +130,7 @@ def laprop(
 
   ``optax.chain(scale_by_laplacian_laprop(...), add_decayed_weights(...),
   scale_by_learning_rate(learning_rate))``; the weight decay is left out
-  when it is a concrete 0.
+  when it is a Python 0.
 
   Examples:
     >>> import jax.numpy as jnp, ladam_jax

@@ -129,7 +129,8 @@ def scale_by_laplacian_adam(
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'``; 0 = automatic.
     wave_damping: damping of ``'wave_variance'``, in [0, 1].
-    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or None (default).
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or
+      None (:func:`ladam_jax.default_laplacian_impl`).
 
   Returns:
     A :class:`optax.GradientTransformation`.
