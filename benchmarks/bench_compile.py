@@ -34,13 +34,16 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--leaves", type=int, default=1000)
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--impl", default=None,
+                      help="Laplacian impl of ladam_jax (default: default_laplacian_impl())")
   args = parser.parse_args(argv)
   params = {f"layer_{i}": {"kernel": jax.ShapeDtypeStruct((32, 32), jnp.float32),
                            "bias": jax.ShapeDtypeStruct((32,), jnp.float32)}
             for i in range(args.leaves // 2)}
   # Fresh transformations each round, so nothing is cached between rounds.
   makers = {"optax.adam": lambda: optax.adam(1e-3),
-            "ladam_jax.ladam": lambda: ladam_jax.ladam(1e-3, c2=1e-4)}
+            "ladam_jax.ladam": lambda: ladam_jax.ladam(1e-3, c2=1e-4,
+                                                        impl=args.impl)}
   times = {name: [] for name in makers}
   for _ in range(args.rounds):
     for name, make in makers.items():

@@ -55,6 +55,8 @@ def main(argv=None):
   parser.add_argument("--side", type=int, default=2048)
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--c2", type=float, default=1e-4)
+  parser.add_argument("--impl", default=None,
+                      help="Laplacian impl of ladam_jax (default: default_laplacian_impl())")
   args = parser.parse_args(argv)
 
   params = make_tree(args.leaves, args.side)
@@ -62,7 +64,8 @@ def main(argv=None):
   largest = max(x.nbytes for x in jax.tree.leaves(params))
   grads = jax.tree.map(lambda p: 1e-3 * p + 1e-4, params)
   contenders = {"optax.adam": optax.adam(1e-3),
-                "ladam_jax.ladam": ladam_jax.ladam(1e-3, c2=args.c2)}
+                "ladam_jax.ladam": ladam_jax.ladam(1e-3, c2=args.c2,
+                                                   impl=args.impl)}
   print(f"{n_params / 1e6:.1f}M parameters ({mb(4 * n_params)} float32), "
         f"{len(jax.tree.leaves(params))} leaves, largest leaf {mb(largest)}; "
         f"JAX {jax.__version__} on {jax.default_backend()}")

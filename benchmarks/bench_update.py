@@ -8,6 +8,11 @@ machines this runs on are shared and noisy: absolute times mean little.
     python benchmarks/bench_update.py --scale 10 --rounds 30
     python benchmarks/bench_update.py --torch         # adds torch ladam.LAdamW
     python benchmarks/bench_update.py --plot out.png  # time vs parameter count
+    python benchmarks/bench_update.py --bandwidth     # + a NumPy copy's GB/s
+
+The GB/s column counts the bytes Adam's update must move, 24 per float32
+parameter (read g, m, v; write u, m, v); ``--bandwidth`` prints what a plain
+NumPy copy of as many bytes reaches on the host, for scale.
 
 Trees (``--scale`` multiplies the leaf count, for GPU runs):
   mlp:   4 x (2048, 2048) kernels + biases
@@ -91,6 +96,13 @@ def torch_update_fn(params):
   return opt.step
 
 
+def numpy_copy_fn(n_params: int):
+  """Copies 12 bytes per parameter into a preallocated buffer: 24 B moved."""
+  src = np.ones(3 * n_params, np.float32)
+  dst = np.empty_like(src)
+  return lambda: np.copyto(dst, src)
+
+
 def time_interleaved(fns: dict, rounds: int, inner: int = 1) -> dict:
   times = {k: [] for k in fns}
   for _ in range(rounds):
@@ -126,26 +138,30 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=15)
   parser.add_argument("--impls", default="flat,shift,conv")
   parser.add_argument("--torch", action="store_true")
+  parser.add_argument("--bandwidth", action="store_true",
+                      help="also time a NumPy copy of each tree's bytes")
   parser.add_argument("--plot", default=None,
                       help="PNG: update time vs parameter count")
   args = parser.parse_args(argv)
   impls = [i for i in args.impls.split(",") if i]
   print(f"# update-step time, median of {args.rounds} interleaved rounds; "
         f"backend={jax.default_backend()} devices={jax.devices()}")
-  print("| tree | params | contender | median ms | ratio vs optax.adam |")
-  print("|---|---|---|---|---|")
+  print("| tree | params | contender | median ms | ratio vs optax.adam | GB/s |")
+  print("|---|---|---|---|---|---|")
   rows = []
   for name in args.trees.split(","):
     params = make_tree(name, args.scale, args.size_div)
     n = sum(x.size for x in jax.tree.leaves(params))
     fns = contenders(params, impls, args.torch)
+    if args.bandwidth:
+      fns["numpy copy (24 B/param)"] = numpy_copy_fn(n)
     times = time_interleaved(fns, args.rounds)
     base = statistics.median(times["optax.adam"])
     for k, ts in times.items():
       med = statistics.median(ts)
       rows.append((name, n, k, med))
       print(f"| {name} | {n/1e6:.2f}M | {k} | {med*1e3:.2f} | "
-            f"{med/base:.2f}x |", flush=True)
+            f"{med/base:.2f}x | {24 * n / med / 1e9:.1f} |", flush=True)
   if args.plot:
     plot_scaling(args, impls)
   return rows

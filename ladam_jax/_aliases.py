@@ -110,7 +110,8 @@ def ladam(
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
     wave_damping: damping of ``'wave_variance'``.
-    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or None.
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
+      ``'pallas'`` (a fused Triton kernel on GPU) or None.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -184,7 +185,8 @@ def ladamw(
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
     wave_damping: damping of ``'wave_variance'``.
-    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or None.
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
+      ``'pallas'`` (a fused Triton kernel on GPU) or None.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.

@@ -101,13 +101,24 @@ def _needs_laplacian(leaf: LeafCoupling) -> bool:
   return leaf.use_lap is not False and not leaf.spec.too_small
 
 
+def _fusable_impl(impl: str | None) -> str | None:
+  """The Laplacian impl inside a transform's XLA maths.
+
+  ``'pallas'`` means the fused LAdam kernel (:mod:`ladam_jax._pallas`, which
+  the transform calls itself); a standalone Laplacian kernel here would
+  only cut XLA's fusion of the stencil with the optimizer's maths, so the
+  rest is ``'flat'``.
+  """
+  return "flat" if impl == "pallas" else impl
+
+
 def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,
                  impl: str | None) -> jax.Array | None:
   """``c2 · L(x)`` where the leaf is coupled (0 elsewhere); None if never."""
   if not _needs_laplacian(leaf):
     return None
   term = _c2.c2_as(leaf.c2, x.dtype) * _laplacian.leaf_laplacian(
-      x, leaf.spec, stencil, impl)
+      x, leaf.spec, stencil, _fusable_impl(impl))
   return _select(leaf.use_lap, term, jnp.zeros_like(term))
 
 
@@ -130,7 +141,7 @@ def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
   coupled = x
   if not leaf.spec.too_small:
     coupled = x + _c2.c2_as(leaf.c2, x.dtype) * _laplacian.leaf_laplacian(
-        x, leaf.spec, stencil, impl)
+        x, leaf.spec, stencil, _fusable_impl(impl))
   coupled, x = div(coupled), div(x)
   if floor is not None:
     coupled = jnp.maximum(coupled, jnp.asarray(floor, x.dtype))

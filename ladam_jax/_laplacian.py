@@ -36,7 +36,13 @@ Three implementations give the same numbers (to rounding):
   XLA fuses the slices, the selects, the concatenation of the runs and the
   optimizer's elementwise maths into one loop over the leaf, as for Adam.
   Layouts it does not cover (1-D fields, columns that are not the minor
-  axes) use ``'shift'``.
+  axes) use ``'shift'``;
+- ``'pallas'`` (GPU, opt-in): a Pallas/Triton kernel over tiles of field
+  rows (see :mod:`ladam_jax._pallas`), for float32 leaves whose field rows
+  are contiguous memory rows. ``scale_by_laplacian_adam`` (``variance_lap``)
+  runs its whole update in it; :func:`laplacian` runs the stencil alone;
+  the other transforms and modes, other leaves and non-GPU backends use
+  ``'flat'`` (a standalone kernel would only cut XLA's fusion).
 """
 
 from __future__ import annotations
@@ -56,9 +62,9 @@ from ladam_jax import _validation
 __all__ = ["laplacian", "leaf_laplacian", "STENCILS", "IMPLS", "default_impl"]
 
 Stencil = Literal["9point", "5point"]
-Impl = Literal["conv", "shift", "flat"]
+Impl = Literal["conv", "shift", "flat", "pallas"]
 STENCILS = ("9point", "5point")
-IMPLS = ("conv", "shift", "flat")
+IMPLS = ("conv", "shift", "flat", "pallas")
 
 # Stencil weights as the reference builds them (Python doubles rounded to the
 # leaf dtype): centre, face, corner.
@@ -166,18 +172,18 @@ _MAX_RUNS = 32
 
 
 @functools.lru_cache(maxsize=None)
-def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
-  """The :class:`_RowPlan` of a 2-D field, or None where it does not apply.
+def row_neighbours(shape: tuple[int, ...], spec: _layout.FieldSpec):
+  """Field rows of a 2-D field as contiguous memory rows, or None.
 
-  It applies where, after dropping size-1 axes, the field's batch axes lead
-  the leaf in memory order and its column axes are the trailing (minor) axes
-  in order: then every field row is a contiguous memory row and only the
-  order of the rows differs (a Flax conv kernel ``(kh, kw, in, out)``, field
-  rows ``(in, kh, kw)``, columns ``out``). Rows whose neighbours sit at the
-  same memory offset form runs, computed from shifted slices; a run may not
-  touch the first or last memory row (their flat neighbours ``k ± 1`` fall
-  outside the buffer), so those rows and the rows next to them are
-  "special" and computed from small gathered blocks.
+  Returns ``((B, R, w), up, down)`` where the leaf is viewed in memory order
+  as ``B`` fields of ``R`` memory rows of ``w`` contiguous elements (the
+  field's columns), and ``up[r]`` / ``down[r]`` (NumPy int arrays of length
+  ``R``) are the memory rows of the field rows above and below memory row
+  ``r`` (periodic). None where this does not hold: after dropping size-1
+  axes, the field's batch axes must lead the leaf in memory order and its
+  column axes must be the trailing (minor) axes in order; only the order of
+  the rows may differ (a Flax conv kernel ``(kh, kw, in, out)``: field rows
+  ``(in, kh, kw)``, columns ``out``).
   """
   if len(spec.field) != 2:
     return None
@@ -202,6 +208,24 @@ def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
   field_row[mem_row] = np.arange(h)
   up = mem_row[(field_row - 1) % h]
   down = mem_row[(field_row + 1) % h]
+  return (b, h, w), up, down
+
+
+@functools.lru_cache(maxsize=None)
+def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
+  """The :class:`_RowPlan` of a 2-D field, or None where it does not apply.
+
+  It applies where :func:`row_neighbours` does (every field row is a
+  contiguous memory row). Rows whose neighbours sit at the same memory
+  offset form runs, computed from shifted slices; a run may not touch the
+  first or last memory row (their flat neighbours ``k ± 1`` fall outside the
+  buffer), so those rows and the rows next to them are "special" and
+  computed from small gathered blocks.
+  """
+  rows = row_neighbours(shape, spec)
+  if rows is None:
+    return None
+  (b, h, w), up, down = rows
   # The first and last memory rows and the rows whose neighbours they are.
   special = {0, h - 1, *(int(r) for r in (up[0], up[-1], down[0], down[-1]))}
   runs = []
@@ -289,6 +313,11 @@ def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
   if spec is None or spec.too_small:
     return jnp.zeros_like(x)
   impl = default_impl() if impl is None else impl
+  if impl == "pallas":
+    from ladam_jax import _pallas  # pylint: disable=import-outside-toplevel
+    if _pallas.enabled() and _pallas.qualifies(tuple(x.shape), spec, x.dtype):
+      return _pallas.laplacian_leaf(x, spec, stencil)
+    impl = "flat"
   if impl == "flat":
     plan = _row_plan(tuple(x.shape), spec)
     if plan is not None:
@@ -329,7 +358,8 @@ def laplacian(x: jax.Array, stencil: Stencil = "9point",
       :class:`ladam_jax.LaplacianLayout`, or None (no smoothing: zeros).
     impl: ``'conv'`` (``lax.conv``, the reference kernel), ``'shift'`` (fused
       slices of a wrap-padded copy), ``'flat'`` (fused slices of the
-      flattened field, no padded copy) or None for :func:`default_impl`.
+      flattened field, no padded copy), ``'pallas'`` (a Triton kernel on
+      GPU, ``'flat'`` elsewhere) or None for :func:`default_impl`.
 
   Returns:
     An array of ``x``'s shape and dtype.

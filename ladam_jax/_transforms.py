@@ -21,6 +21,7 @@ from optax._src import numerics  # safe_increment, as optax.scale_by_adam uses
 
 from ladam_jax import _coupling
 from ladam_jax import _numerics
+from ladam_jax import _pallas
 from ladam_jax import _validation
 
 __all__ = [
@@ -129,8 +130,11 @@ def scale_by_laplacian_adam(
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'``; 0 = automatic.
     wave_damping: damping of ``'wave_variance'``, in [0, 1].
-    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'`` or
-      None (:func:`ladam_jax.default_laplacian_impl`).
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
+      ``'pallas'`` or None (:func:`ladam_jax.default_laplacian_impl`). With
+      ``'pallas'`` on a GPU, ``mode='variance_lap'`` computes float32 leaves
+      of more than 1024 elements whose field rows are contiguous in memory
+      (Flax dense and conv kernels) in one fused Triton kernel.
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -186,14 +190,26 @@ def scale_by_laplacian_adam(
       return new_updates, new_state
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     if mode == "variance_lap":
+      # Leaves that impl='pallas' computes in one fused kernel on GPU; the
+      # XLA path below leaves them unsmoothed (and, under jit, dead).
+      fused = (_pallas.fused_adam_indices(updates, state.mu, state.nu, leaves)
+               if impl == "pallas" and _pallas.enabled() else [])
+      xla_leaves = [leaf._replace(use_lap=False) if i in fused else leaf
+                    for i, leaf in enumerate(leaves)]
       # smooth(v̂) = (v + c2·L(v)) / (1 - b2^t): L reads the new state v.
       divisor = _numerics.bias_correction_divisor(b2, count_inc)
       new_updates = _coupling.smooth_tree(
-          nu, leaves, stencil, impl, floor, divisor,
+          nu, xla_leaves, stencil, impl, floor, divisor,
           finish=lambda v, m: m / (jnp.sqrt(v) + eps), others=(mu_hat,))
-      return new_updates, ScaleByLaplacianAdamState(
-          count_inc, optax.tree.cast(mu, mu_dtype),
-          optax.tree.cast_like(nu, state.nu))
+      results = (new_updates, optax.tree.cast(mu, mu_dtype),
+                 optax.tree.cast_like(nu, state.nu))
+      if fused:
+        results = _pallas.fused_adam_tree(
+            fused, updates, state.mu, state.nu, leaves, results, b1=b1, b2=b2,
+            eps=eps, floor=floor, stencil=stencil, bc2=divisor,
+            bc1=_numerics.bias_correction_divisor(b1, count_inc))
+      new_updates, mu, nu = results
+      return new_updates, ScaleByLaplacianAdamState(count_inc, mu, nu)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
     new_updates = _coupling.smooth_tree(  # mode == 'update_lap'
         jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat),

@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
      "x optax.adam"),
     ("benchmarks/bench_step.py", ["--tiny", "--rounds", "2", "--steps", "1",
                                   "--tasks", "cnn-denoise",
-                                  "--optimizers", "adam,ladam"], "|---|"),
+                                  "--optimizers", "adam,ladam",
+                                  "--impl", "shift"], "|---|"),
 ])
 def test_script_runs(script, args, marker, capsys, monkeypatch):
   monkeypatch.setattr(sys, "argv", [script] + args)

@@ -166,7 +166,7 @@ shapes = st.one_of(
 )
 
 
-@hypothesis.settings(**dict(SETTINGS, max_examples=15))
+@hypothesis.settings(**dict(SETTINGS, max_examples=10))
 @hypothesis.given(shape=shapes, stencil=st.sampled_from(["9point", "5point"]),
                   layout=st.sampled_from(["flax", "torch"]),
                   seed=st.integers(0, 2**16))
@@ -186,7 +186,7 @@ def test_properties(shape, stencil, layout, seed):
   np.testing.assert_allclose(const, 0.0, atol=1e-5)
 
 
-@hypothesis.settings(**dict(SETTINGS, max_examples=12))
+@hypothesis.settings(**dict(SETTINGS, max_examples=8))
 @hypothesis.given(h=st.integers(1, 10), w=st.integers(1, 10),
                   stencil=st.sampled_from(["9point", "5point"]),
                   seed=st.integers(0, 2**16))

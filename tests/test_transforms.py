@@ -418,7 +418,7 @@ def test_add_weight_laplacian_needs_params():
     (ladam_jax.ladam, dict(layout="keras"), "layout"),
     (ladam_jax.ladam, dict(min_spatial_size=-1), "min_spatial_size"),
     (ladam_jax.ladam, dict(variance_floor=-1.0), "variance_floor"),
-    (ladam_jax.ladam, dict(impl="pallas"), "impl"),
+    (ladam_jax.ladam, dict(impl="triton"), "impl"),
     (ladam_jax.ladam, dict(mode="wave_variance", wave_damping=2.0),
      "wave_damping"),
     (ladam_jax.ladamw, dict(weight_decay=-0.1), "weight_decay"),
@@ -442,7 +442,7 @@ def test_inject_hyperparams_rejects_negative_c2_at_init():
 # --- robustness ------------------------------------------------------------------
 
 
-@hypothesis.settings(deadline=None, max_examples=20, derandomize=True)
+@hypothesis.settings(deadline=None, max_examples=14, derandomize=True)
 @hypothesis.given(
     shape=st.sampled_from([(5,), (16,), (2, 40), (9, 7), (3, 3, 4, 5),
                            (1, 1), ()]),
@@ -482,8 +482,8 @@ def test_rms_and_adagrad_finite(factory, c2, gscale, seed):
     assert bool(jnp.all(jnp.isfinite(updates["w"])))
 
 
-def _many_small_leaves():
-  keys = jax.random.split(jax.random.key(7), 40)
+def _many_small_leaves(n=40):
+  keys = jax.random.split(jax.random.key(7), n)
   tree = {f"w{i:02d}": jax.random.normal(k, (12, 10)) for i, k in enumerate(keys)}
   tree["odd"] = jax.random.normal(keys[0], (10, 12))  # its own group
   return tree
@@ -497,11 +497,12 @@ def _many_small_leaves():
     (ladam_jax.laprop, {}),
 ])
 def test_batched_small_leaves_match_leaf_by_leaf(factory, kwargs, monkeypatch):
-  """Same-shaped small leaves are smoothed stacked (in groups of 32 here:
-  40 leaves give a group of 32 and one of 8); per-leaf c2, a c2 of 0 and
-  a traced c2 must come out as leaf by leaf."""
+  """Same-shaped small leaves are smoothed stacked (in groups of at most 8
+  here: 12 leaves give a group of 8 and one of 4); per-leaf c2, a c2 of 0
+  and a traced c2 must come out as leaf by leaf."""
   from ladam_jax import _coupling  # pylint: disable=g-import-not-at-top
-  params = _many_small_leaves()
+  monkeypatch.setattr(_coupling, "BATCH_MAX_LEAVES", 8)
+  params = _many_small_leaves(12)
   c2 = {k: (0.0 if k == "w03" else 1e-3 * (1 + i))
         for i, k in enumerate(params)}
   grads = jax.tree.map(lambda p: jnp.cos(3 * p), params)
