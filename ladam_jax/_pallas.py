@@ -39,8 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["enabled", "laplacian_leaf", "fused_adam_leaf", "qualifies",
-           "TILE_ROWS", "TILE_COLS"]
+__all__ = ["enabled", "qualifies", "laplacian_leaf", "fused_adam_leaf",
+           "fused_adam_indices", "fused_adam_tree", "TILE_ROWS", "TILE_COLS",
+           "FORCE"]
 
 # Tile of one program: rows × columns (powers of two, as Triton requires).
 TILE_ROWS = 16
@@ -66,6 +67,21 @@ def qualifies(shape: tuple[int, ...], spec, *dtypes) -> bool:
   return (spec is not None and not spec.too_small and
           all(jnp.dtype(d) == jnp.float32 for d in dtypes) and
           _laplacian.row_neighbours(shape, spec) is not None)
+
+
+def _pallas_modules():
+  """``jax.experimental.pallas`` and its Triton module, or a clear error."""
+  # pylint: disable=import-outside-toplevel
+  try:
+    from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as pl_triton
+    pl_triton.CompilerParams  # pylint: disable=pointless-statement
+  except (ImportError, AttributeError) as e:
+    raise RuntimeError(
+        "impl='pallas' needs jax.experimental.pallas.triton.CompilerParams "
+        f"(JAX {jax.__version__} lacks it: {e}); upgrade JAX or use "
+        "impl='flat'.") from e
+  return pl, pl_triton
 
 
 def _next_pow2(n: int) -> int:
@@ -94,10 +110,8 @@ def _stencil_call(pre: Callable, post: Callable, n_field_inputs: int,
   pointwise at each stencil offset from the inputs there; ``c`` is the list of
   scalars in ``coefs``. Returns the outputs of ``post`` (leaf shape).
   """
-  # pylint: disable=import-outside-toplevel
-  from jax.experimental import pallas as pl
-  from jax.experimental.pallas import triton as pl_triton
-  from ladam_jax import _laplacian
+  pl, pl_triton = _pallas_modules()
+  from ladam_jax import _laplacian  # pylint: disable=import-outside-toplevel
   n, w, up_np, down_np = _tables(shape, spec)
   br = min(TILE_ROWS, _next_pow2(n))
   bc = min(TILE_COLS, _next_pow2(w))
