@@ -14,6 +14,7 @@ RSS::
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import statistics
 import time
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import optax
 
 import ladam_jax
+from ladam_jax.bench import _timing
 
 
 def make_tree(leaves, side):
@@ -69,7 +71,7 @@ def main(argv=None):
   print(f"{n_params / 1e6:.1f}M parameters ({mb(4 * n_params)} float32), "
         f"{len(jax.tree.leaves(params))} leaves, largest leaf {mb(largest)}; "
         f"JAX {jax.__version__} on {jax.default_backend()}")
-  runs, times = {}, {name: [] for name in contenders}
+  runs = {}
   for name, tx in contenders.items():
     t0 = time.perf_counter()
     compiled, state = compiled_step(tx, params, grads)
@@ -82,14 +84,13 @@ def main(argv=None):
           f"{mb(mem.output_size_in_bytes)}, temporaries "
           f"{mb(mem.temp_size_in_bytes)}, aliased "
           f"{mb(mem.alias_size_in_bytes)}")
-  for _ in range(args.rounds):
-    for name, run in runs.items():
-      compiled, (p, s) = run
-      t0 = time.perf_counter()
-      p, s = compiled(p, s, grads)
-      jax.block_until_ready(p)
-      times[name].append(time.perf_counter() - t0)
-      run[1] = (p, s)
+  def step(run):  # params and state are donated: keep the new ones
+    compiled, (p, s) = run
+    run[1] = jax.block_until_ready(compiled(p, s, grads))
+
+  times = _timing.time_interleaved(
+      {name: functools.partial(step, run) for name, run in runs.items()},
+      args.rounds)
   base = statistics.median(times["optax.adam"])
   for name, ts in times.items():
     med = statistics.median(ts)

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import time
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ import optax
 import ladam_jax
 from ladam_jax.bench import _optimizers
 from ladam_jax.bench import _tasks
+from ladam_jax.bench import _timing
 from ladam_jax.bench import _train
 
 
@@ -92,15 +92,13 @@ def main(argv=None):
     prepared = _train.prepare(task, size)
     runners = {n: step_runner(task, size, make_optimizer(
         n, task.learning_rate, task.c2, args.impl), prepared) for n in names}
-    times = {n: [] for n in names}
-    for _ in range(args.rounds):
-      for n, run in runners.items():
-        t0 = time.perf_counter()
-        run(args.steps)
-        times[n].append((time.perf_counter() - t0) / args.steps)
-    base = statistics.median(times[names[0]])
+    # One sample = one block of --steps consecutive steps, per step.
+    meds = _timing.medians(_timing.time_interleaved(
+        {n: functools.partial(run, args.steps) for n, run in runners.items()},
+        args.rounds))
+    base = meds[names[0]] / args.steps
     for n in names:
-      med = statistics.median(times[n])
+      med = meds[n] / args.steps
       rows.append((name, n, med, med / base))
       print(f"| {name} | {n} | {med * 1e3:.3f} | {med / base:.3f}x |",
             flush=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +32,7 @@ import numpy as np
 import optax
 
 import ladam_jax
+from ladam_jax.bench._timing import time_interleaved
 
 
 def make_tree(name: str, scale: int = 1, size_div: int = 1):
@@ -102,16 +102,6 @@ def numpy_copy_fn(n_params: int):
   dst = np.empty_like(src)
   return lambda: np.copyto(dst, src)
 
-
-def time_interleaved(fns: dict, rounds: int, inner: int = 1) -> dict:
-  times = {k: [] for k in fns}
-  for _ in range(rounds):
-    for name, fn in fns.items():
-      t0 = time.perf_counter()
-      for _ in range(inner):
-        fn()
-      times[name].append((time.perf_counter() - t0) / inner)
-  return times
 
 
 def contenders(params, impls, with_torch):
