@@ -9,14 +9,17 @@ machines this runs on are shared and noisy: absolute times mean little.
     python benchmarks/bench_update.py --torch         # adds torch ladam.LAdamW
     python benchmarks/bench_update.py --plot out.png  # time vs parameter count
     python benchmarks/bench_update.py --bandwidth     # + a NumPy copy's GB/s
+    python benchmarks/bench_update.py --step --torch  # in-place steps, like torch
 
-The GB/s column counts the bytes Adam's update must move, 24 per float32
-parameter (read g, m, v; write u, m, v); ``--bandwidth`` prints what a plain
-NumPy copy of as many bytes reaches on the host, for scale.
+The GB/s column counts the bytes Adam must move per float32 parameter: 24
+for the update (read g, m, v; write u, m, v), 28 for ``--step`` (read p, g,
+m, v; write p, m, v); ``--bandwidth`` prints what a plain NumPy copy of 24
+bytes per parameter reaches on the host, for scale.
 
 Trees (``--scale`` multiplies the leaf count, for GPU runs):
   mlp:   4 x (2048, 2048) kernels + biases
   cnn:   8 x (3, 3, 256, 256) Flax conv kernels + biases
+  cnn2d: the same kernels reshaped to 2-D (2304, 256) (not a default tree)
   small: 300 x (64, 64) kernels + biases
 """
 
@@ -47,16 +50,20 @@ def make_tree(name: str, scale: int = 1, size_div: int = 1):
     n, d = 4 * scale, 2048 // size_div
     for i in range(n):
       tree[f"dense_{i}"] = {"kernel": leaf((d, d)), "bias": leaf((d,))}
-  elif name == "cnn":
+  elif name in ("cnn", "cnn2d"):
     n, c = 8 * scale, 256 // size_div
     for i in range(n):
-      tree[f"conv_{i}"] = {"kernel": leaf((3, 3, c, c)), "bias": leaf((c,))}
+      kernel = leaf((3, 3, c, c))
+      if name == "cnn2d":  # same memory, 2-D: (kh * kw * in, out)
+        kernel = kernel.reshape(9 * c, c)
+      tree[f"conv_{i}"] = {"kernel": kernel, "bias": leaf((c,))}
   elif name == "small":
     n, d = 300 * scale, max(64 // size_div, 4)
     for i in range(n):
       tree[f"dense_{i}"] = {"kernel": leaf((d, d)), "bias": leaf((d,))}
   else:
-    raise ValueError(f"unknown tree {name!r}: choose mlp, cnn, small")
+    raise ValueError(
+        f"unknown tree {name!r}: choose mlp, cnn, cnn2d, small")
   return tree
 
 
@@ -71,6 +78,25 @@ def jax_update_fn(tx, params):
   def run():
     out = update(grads, state)
     jax.block_until_ready(out)
+  run()  # compile
+  return run
+
+
+def jax_step_fn(tx, params):
+  """The whole step in place, as PyTorch's ``step()`` does it: update +
+  ``optax.apply_updates``, jitted with params and state donated."""
+  grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
+
+  def step(p, s, g):
+    updates, s = tx.update(g, s, p)
+    return optax.apply_updates(p, updates), s
+
+  step = jax.jit(step, donate_argnums=(0, 1))
+  live = [jax.tree.map(jnp.copy, params)]  # the step donates it
+  live.append(tx.init(live[0]))
+
+  def run():
+    live[0], live[1] = jax.block_until_ready(step(live[0], live[1], grads))
   run()  # compile
   return run
 
@@ -104,11 +130,24 @@ def numpy_copy_fn(n_params: int):
 
 
 
-def contenders(params, impls, with_torch):
-  fns = {"optax.adam": jax_update_fn(optax.scale_by_adam(), params)}
-  for impl in impls:
-    fns[f"ladam[{impl}]"] = jax_update_fn(
-        ladam_jax.scale_by_laplacian_adam(c2=1e-4, impl=impl), params)
+def contenders(params, impls, with_torch, step=False):
+  """Timed functions: optax.adam, ladam_jax per impl, torch (optional).
+
+  By default the jitted update alone (``scale_by_adam`` vs
+  ``scale_by_laplacian_adam``, fresh output buffers). With ``step``, the
+  in-place optimizer step (``optax.adam`` vs ``ladam_jax.ladam``, see
+  :func:`jax_step_fn`), which is what PyTorch's ``step()`` does.
+  """
+  if step:
+    fns = {"optax.adam": jax_step_fn(optax.adam(1e-3), params)}
+    for impl in impls:
+      fns[f"ladam[{impl}]"] = jax_step_fn(
+          ladam_jax.ladam(1e-3, c2=1e-4, impl=impl), params)
+  else:
+    fns = {"optax.adam": jax_update_fn(optax.scale_by_adam(), params)}
+    for impl in impls:
+      fns[f"ladam[{impl}]"] = jax_update_fn(
+          ladam_jax.scale_by_laplacian_adam(c2=1e-4, impl=impl), params)
   if with_torch:
     fn = torch_update_fn(params)
     if fn is None:
@@ -128,13 +167,17 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=15)
   parser.add_argument("--impls", default="flat,shift,conv")
   parser.add_argument("--torch", action="store_true")
+  parser.add_argument("--step", action="store_true",
+                      help="time the in-place step (update + apply_updates, "
+                      "donated) instead of the update alone")
   parser.add_argument("--bandwidth", action="store_true",
                       help="also time a NumPy copy of each tree's bytes")
   parser.add_argument("--plot", default=None,
                       help="PNG: update time vs parameter count")
   args = parser.parse_args(argv)
   impls = [i for i in args.impls.split(",") if i]
-  print(f"# update-step time, median of {args.rounds} interleaved rounds; "
+  what = "in-place step (donated)" if args.step else "update-step time"
+  print(f"# {what}, median of {args.rounds} interleaved rounds; "
         f"backend={jax.default_backend()} devices={jax.devices()}")
   print("| tree | params | contender | median ms | ratio vs optax.adam | GB/s |")
   print("|---|---|---|---|---|---|")
@@ -142,16 +185,17 @@ def main(argv=None):
   for name in args.trees.split(","):
     params = make_tree(name, args.scale, args.size_div)
     n = sum(x.size for x in jax.tree.leaves(params))
-    fns = contenders(params, impls, args.torch)
+    fns = contenders(params, impls, args.torch, args.step)
     if args.bandwidth:
       fns["numpy copy (24 B/param)"] = numpy_copy_fn(n)
     times = time_interleaved(fns, args.rounds)
     base = statistics.median(times["optax.adam"])
+    moved = 28 if args.step else 24  # bytes per parameter (float32)
     for k, ts in times.items():
       med = statistics.median(ts)
       rows.append((name, n, k, med))
       print(f"| {name} | {n/1e6:.2f}M | {k} | {med*1e3:.2f} | "
-            f"{med/base:.2f}x | {24 * n / med / 1e9:.1f} |", flush=True)
+            f"{med/base:.2f}x | {moved * n / med / 1e9:.1f} |", flush=True)
   if args.plot:
     plot_scaling(args, impls)
   return rows
@@ -166,7 +210,7 @@ def plot_scaling(args, impls):
   for div in (16, 8, 4, 2, 1):
     params = make_tree("mlp", 1, div)
     n = sum(x.size for x in jax.tree.leaves(params))
-    fns = contenders(params, impls, args.torch)
+    fns = contenders(params, impls, args.torch, args.step)
     times = time_interleaved(fns, max(5, args.rounds // 2))
     for k, ts in times.items():
       curves.setdefault(k, []).append((n, statistics.median(ts)))
