@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize("script, args, marker", [
     ("examples/quickstart.py", ["--steps", "3", "--seeds", "2"], "|---|"),
     ("benchmarks/bench_update.py", ["--size-div", "32", "--rounds", "2",
-                                    "--trees", "mlp,cnn"], "|---|"),
+                                    "--trees", "cnn"], "|---|"),
     ("benchmarks/bench_update.py", ["--size-div", "32", "--rounds", "1",
                                     "--trees", "cnn2d", "--step", "--impls",
                                     "flat"], "in-place step"),

@@ -46,10 +46,9 @@ def batch_layout():
 # (shape, layout, stencil): one and several tiles (TILE_ROWS x TILE_COLS =
 # 16 x 128), widths that are not powers of two, a Flax conv kernel (rows out
 # of memory order), a PyTorch conv weight, one field per head (batch axes).
-CASES = [((7, 11), "flax", "9point"), ((33, 130), "flax", "9point"),
-         ((33, 130), "flax", "5point"), ((20, 37), "flax", "5point"),
-         ((3, 3, 8, 16), "flax", "9point"), ((3, 3, 8, 16), "flax", "5point"),
-         ((16, 8, 3, 3), "torch", "9point"), ((3, 6, 5), "batch", "9point")]
+CASES = [((33, 130), "flax", "9point"), ((20, 37), "flax", "5point"),
+         ((3, 3, 8, 16), "flax", "9point"), ((16, 8, 3, 3), "torch", "5point"),
+         ((3, 6, 5), "batch", "9point")]
 
 
 @pytest.mark.parametrize("shape,layout,stencil", CASES)
