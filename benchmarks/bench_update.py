@@ -129,7 +129,6 @@ def numpy_copy_fn(n_params: int):
   return lambda: np.copyto(dst, src)
 
 
-
 def contenders(params, impls, with_torch, step=False):
   """Timed functions: optax.adam, ladam_jax per impl, torch (optional).
 
@@ -139,15 +138,15 @@ def contenders(params, impls, with_torch, step=False):
   :func:`jax_step_fn`), which is what PyTorch's ``step()`` does.
   """
   if step:
-    fns = {"optax.adam": jax_step_fn(optax.adam(1e-3), params)}
-    for impl in impls:
-      fns[f"ladam[{impl}]"] = jax_step_fn(
-          ladam_jax.ladam(1e-3, c2=1e-4, impl=impl), params)
+    timed, adam = jax_step_fn, optax.adam(1e-3)
+    make_ladam = lambda impl: ladam_jax.ladam(1e-3, c2=1e-4, impl=impl)
   else:
-    fns = {"optax.adam": jax_update_fn(optax.scale_by_adam(), params)}
-    for impl in impls:
-      fns[f"ladam[{impl}]"] = jax_update_fn(
-          ladam_jax.scale_by_laplacian_adam(c2=1e-4, impl=impl), params)
+    timed, adam = jax_update_fn, optax.scale_by_adam()
+    make_ladam = lambda impl: ladam_jax.scale_by_laplacian_adam(c2=1e-4,
+                                                                impl=impl)
+  fns = {"optax.adam": timed(adam, params)}
+  for impl in impls:
+    fns[f"ladam[{impl}]"] = timed(make_ladam(impl), params)
   if with_torch:
     fn = torch_update_fn(params)
     if fn is None:

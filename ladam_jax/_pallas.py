@@ -39,6 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ladam_jax import _c2
+from ladam_jax import _coupling
+from ladam_jax import _laplacian
+
 __all__ = ["enabled", "qualifies", "laplacian_leaf", "fused_adam_leaf",
            "fused_adam_indices", "fused_adam_tree", "TILE_ROWS", "TILE_COLS",
            "FORCE"]
@@ -63,7 +67,6 @@ def enabled() -> bool:
 
 def qualifies(shape: tuple[int, ...], spec, *dtypes) -> bool:
   """Whether a leaf of this shape, field ``spec`` and dtypes has a kernel."""
-  from ladam_jax import _laplacian  # pylint: disable=import-outside-toplevel
   return (spec is not None and not spec.too_small and
           all(jnp.dtype(d) == jnp.float32 for d in dtypes) and
           _laplacian.row_neighbours(shape, spec) is not None)
@@ -92,7 +95,6 @@ def _next_pow2(n: int) -> int:
 def _tables(shape: tuple[int, ...], spec) -> tuple[int, int, np.ndarray,
                                                   np.ndarray]:
   """``(N, w, up, down)``: the leaf as ``N`` rows of ``w`` and row tables."""
-  from ladam_jax import _laplacian  # pylint: disable=import-outside-toplevel
   (b, h, w), up, down = _laplacian.row_neighbours(shape, spec)
   base = (np.arange(b) * h)[:, None]
   up = (base + up[None]).reshape(-1).astype(np.int32)
@@ -111,7 +113,6 @@ def _stencil_call(pre: Callable, post: Callable, n_field_inputs: int,
   scalars in ``coefs``. Returns the outputs of ``post`` (leaf shape).
   """
   pl, pl_triton = _pallas_modules()
-  from ladam_jax import _laplacian  # pylint: disable=import-outside-toplevel
   n, w, up_np, down_np = _tables(shape, spec)
   br = min(TILE_ROWS, _next_pow2(n))
   bc = min(TILE_COLS, _next_pow2(w))
@@ -184,11 +185,10 @@ def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, leaf, *,
   (its ``c2`` and ``use_lap`` may be traced); ``bc1``, ``bc2`` are the bias
   correction divisors.
   """
-  from ladam_jax import _c2  # pylint: disable=import-outside-toplevel
   dtype = g.dtype
   coefs = jnp.stack([jnp.asarray(x).astype(dtype) for x in (
       1 - b1, b1, 1 - b2, b2, bc1, bc2, _c2.c2_as(leaf.c2, dtype), floor,
-      eps, jnp.asarray(leaf.use_lap).astype(dtype))])
+      eps, leaf.use_lap)])
 
   def pre(c, g, v):
     return c[2] * (g ** 2) + c[3] * v
@@ -213,7 +213,6 @@ def fused_adam_indices(updates: Any, mu: Any, nu: Any, leaves) -> list[int]:
   moments) and are larger than ``_coupling.BATCH_MAX_SIZE``: smaller ones
   are cheaper stacked, as ``'flat'`` smooths them.
   """
-  from ladam_jax import _coupling  # pylint: disable=import-outside-toplevel
   return [i for i, (g, m, v, leaf) in enumerate(zip(
       jax.tree.leaves(updates), jax.tree.leaves(mu), jax.tree.leaves(nu),
       leaves))
