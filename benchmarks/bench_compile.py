@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 import ladam_jax
+from ladam_jax.bench import _cli
 
 
 def compile_seconds(tx, params):
@@ -34,8 +35,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--leaves", type=int, default=1000)
   parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--impl", default=None,
-                      help="Laplacian impl of ladam_jax (default: default_laplacian_impl())")
+  _cli.add_impl_argument(parser)
   args = parser.parse_args(argv)
   params = {f"layer_{i}": {"kernel": jax.ShapeDtypeStruct((32, 32), jnp.float32),
                            "bias": jax.ShapeDtypeStruct((32,), jnp.float32)}

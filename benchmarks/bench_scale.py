@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 
 import ladam_jax
+from ladam_jax.bench import _cli
 from ladam_jax.bench import _timing
 
 
@@ -38,12 +39,8 @@ def make_tree(leaves, side):
 
 
 def compiled_step(tx, params, grads):
-  def step(p, s, g):
-    u, s = tx.update(g, s, p)
-    return optax.apply_updates(p, u), s
   state = tx.init(params)
-  fn = jax.jit(step, donate_argnums=(0, 1))
-  compiled = fn.lower(params, state, grads).compile()
+  compiled = _timing.donated_step(tx).lower(params, state, grads).compile()
   return compiled, state
 
 
@@ -57,8 +54,7 @@ def main(argv=None):
   parser.add_argument("--side", type=int, default=2048)
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--c2", type=float, default=1e-4)
-  parser.add_argument("--impl", default=None,
-                      help="Laplacian impl of ladam_jax (default: default_laplacian_impl())")
+  _cli.add_impl_argument(parser)
   args = parser.parse_args(argv)
 
   params = make_tree(args.leaves, args.side)

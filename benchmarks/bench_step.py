@@ -23,22 +23,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-import ladam_jax
+from ladam_jax.bench import _cli
 from ladam_jax.bench import _optimizers
 from ladam_jax.bench import _tasks
 from ladam_jax.bench import _timing
 from ladam_jax.bench import _train
-
-
-# The LAdam rows of ladam_jax.bench's optimizers, rebuilt with --impl.
-_LADAM_ROWS = {"ladam": {}, "ladam-floor0": {"variance_floor": 0.0}}
-
-
-def make_optimizer(name, lr, c2, impl=None):
-  """``ladam_jax.bench``'s optimizer ``name``, LAdam rows with ``impl``."""
-  if impl is not None and name in _LADAM_ROWS:
-    return ladam_jax.ladam(lr, c2=c2, impl=impl, **_LADAM_ROWS[name])
-  return _optimizers.OPTIMIZERS[name].make(lr, c2)
 
 
 def step_runner(task, size, tx, prepared):
@@ -75,8 +64,7 @@ def main(argv=None):
   parser.add_argument("--steps", type=int, default=10,
                       help="steps per timed block")
   parser.add_argument("--optimizers", default="adam,ladam,ladam-floor0")
-  parser.add_argument("--impl", default=None,
-                      help="Laplacian impl of ladam_jax (default: default_laplacian_impl())")
+  _cli.add_impl_argument(parser)
   parser.add_argument("--tiny", action="store_true",
                       help="the tasks' tiny sizes (smoke test)")
   args = parser.parse_args(argv)
@@ -90,8 +78,8 @@ def main(argv=None):
     task = _tasks.get_task(name)
     size = dataclasses.replace(task.tiny if args.tiny else task.full, seeds=1)
     prepared = _train.prepare(task, size)
-    runners = {n: step_runner(task, size, make_optimizer(
-        n, task.learning_rate, task.c2, args.impl), prepared) for n in names}
+    runners = {n: step_runner(task, size, _optimizers.OPTIMIZERS[n].make(
+        task.learning_rate, task.c2, impl=args.impl), prepared) for n in names}
     # One sample = one block of --steps consecutive steps, per step.
     meds = _timing.medians(_timing.time_interleaved(
         {n: functools.partial(run, args.steps) for n, run in runners.items()},

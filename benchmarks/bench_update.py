@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 import ladam_jax
-from ladam_jax.bench._timing import time_interleaved
+from ladam_jax.bench import _timing
 
 
 def make_tree(name: str, scale: int = 1, size_div: int = 1):
@@ -86,12 +86,7 @@ def jax_step_fn(tx, params):
   """The whole step in place, as PyTorch's ``step()`` does it: update +
   ``optax.apply_updates``, jitted with params and state donated."""
   grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
-
-  def step(p, s, g):
-    updates, s = tx.update(g, s, p)
-    return optax.apply_updates(p, updates), s
-
-  step = jax.jit(step, donate_argnums=(0, 1))
+  step = _timing.donated_step(tx)
   live = [jax.tree.map(jnp.copy, params)]  # the step donates it
   live.append(tx.init(live[0]))
 
@@ -187,7 +182,7 @@ def main(argv=None):
     fns = contenders(params, impls, args.torch, args.step)
     if args.bandwidth:
       fns["numpy copy (24 B/param)"] = numpy_copy_fn(n)
-    times = time_interleaved(fns, args.rounds)
+    times = _timing.time_interleaved(fns, args.rounds)
     base = statistics.median(times["optax.adam"])
     moved = 28 if args.step else 24  # bytes per parameter (float32)
     for k, ts in times.items():
@@ -210,7 +205,7 @@ def plot_scaling(args, impls):
     params = make_tree("mlp", 1, div)
     n = sum(x.size for x in jax.tree.leaves(params))
     fns = contenders(params, impls, args.torch, args.step)
-    times = time_interleaved(fns, max(5, args.rounds // 2))
+    times = _timing.time_interleaved(fns, max(5, args.rounds // 2))
     for k, ts in times.items():
       curves.setdefault(k, []).append((n, statistics.median(ts)))
   fig, ax = plt.subplots(figsize=(6, 4))

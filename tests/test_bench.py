@@ -57,6 +57,20 @@ def test_parse_optimizers_adds_baselines():
     _optimizers.parse_optimizers("sgd")
 
 
+@pytest.mark.parametrize("name", sorted(_optimizers.OPTIMIZERS))
+def test_optimizers_take_the_laplacian_impl(name):
+  # Every ladam_jax optimizer gets ``impl`` (a bad one is refused by name);
+  # the Optax baselines accept and ignore it.
+  opt = _optimizers.OPTIMIZERS[name]
+  assert isinstance(opt.make(1e-3, 0.1, impl="shift"),
+                    optax.GradientTransformation)
+  if name in ("adam", "rmsprop"):
+    opt.make(1e-3, 0.1, impl="bogus")
+  else:
+    with pytest.raises(ValueError, match="impl"):
+      opt.make(1e-3, 0.1, impl="bogus")
+
+
 def test_vmap_and_loop_batching_agree():
   task = _tasks.get_task("noisy-regression")
   size = task.tiny
@@ -120,6 +134,7 @@ def test_c2_sweep(tmp_path):
     (["cnn-denoise", "--c2", "1e-3,1e-4"], "one value"),
     (["cnn-denoise", "--seeds", "0"], "integer >= 1"),
     (["mnist"], "invalid choice"),
+    (["cnn-denoise", "--impl", "fft"], "--impl"),
 ])
 def test_cli_rejects_bad_arguments(argv, message, capsys):
   with pytest.raises(SystemExit):

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 import jax
 
+from ladam_jax import _laplacian
 from ladam_jax.bench import _optimizers
 from ladam_jax.bench import _report
 from ladam_jax.bench import _tasks
@@ -52,6 +53,14 @@ def _positive(text: str) -> int:
   if value < 1:
     raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
   return value
+
+
+def add_impl_argument(parser: argparse.ArgumentParser) -> None:
+  """``--impl``: the Laplacian implementation of ladam_jax's optimizers."""
+  parser.add_argument(
+      "--impl", choices=_laplacian.IMPLS, default=None,
+      help="Laplacian implementation of the ladam_jax optimizers (default: "
+      "ladam_jax.default_laplacian_impl() for the platform in use)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed-batching", choices=list(_train.SEED_BATCHING),
                  help="vmap over seeds or loop over them (task default: the "
                  "faster on CPU)")
+  add_impl_argument(p)
   p.add_argument("--base-seed", type=int, default=0)
   p.add_argument("--out", default="bench-results", help="output directory")
   p.add_argument("--no-plot", action="store_true")
@@ -166,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if bar is not None:
       bar.set_description(name)
     results.append(_train.train_seeds(
-        task, size, make(lr, c2), name=name, base_seed=args.base_seed,
+        task, size, make(lr, c2, impl=args.impl), name=name, base_seed=args.base_seed,
         seed_batching=args.seed_batching, prepared=prepared,
         progress=bar.update if bar is not None else None))
     baselines[name], labels[name] = base, label

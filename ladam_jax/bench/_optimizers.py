@@ -1,7 +1,10 @@
 """The optimizers ``ladam-bench`` compares, each paired with its baseline.
 
 Every entry builds an ``optax.GradientTransformation`` from the task's
-learning rate and c2. The Laplacian variants are compared with the plain
+learning rate, c2 and a Laplacian implementation (``impl``, None for
+:func:`ladam_jax.default_laplacian_impl`; the two Optax optimizers ignore
+it).
+The Laplacian variants are compared with the plain
 optimizer they extend (``baseline``), on the same seeds.
 """
 
@@ -24,41 +27,48 @@ __all__ = ["BenchOptimizer", "OPTIMIZERS", "DEFAULT_OPTIMIZERS",
 class BenchOptimizer:
   name: str
   label: str
-  make: Callable[[float, float], optax.GradientTransformation]  # (lr, c2)
+  # make(lr, c2, impl=None)
+  make: Callable[..., optax.GradientTransformation]
   baseline: Optional[str] = None  # the plain counterpart, for paired stats
 
 
-def _vradam_plain(lr, c2):
+def _vradam_plain(lr, c2, impl=None):
   del c2
-  return _vradam.vradam(lr, c2=0.0)
+  return _vradam.vradam(lr, c2=0.0, impl=impl)
 
 
 OPTIMIZERS = {o.name: o for o in (
     BenchOptimizer("adam", "Adam (optax.adam)",
-                   lambda lr, c2: optax.adam(lr)),
+                   lambda lr, c2, impl=None: optax.adam(lr)),
     BenchOptimizer("ladam", "LAdam (floor eps, the package)",
-                   lambda lr, c2: _aliases.ladam(lr, c2=c2), "adam"),
+                   lambda lr, c2, impl=None: _aliases.ladam(
+                       lr, c2=c2, impl=impl), "adam"),
     BenchOptimizer("ladam-floor0", "LAdam (floor 0, the seed scripts)",
-                   lambda lr, c2: _aliases.ladam(lr, c2=c2,
-                                                 variance_floor=0.0), "adam"),
+                   lambda lr, c2, impl=None: _aliases.ladam(
+                       lr, c2=c2, variance_floor=0.0, impl=impl), "adam"),
     BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
-                   lambda lr, c2: optax.rmsprop(lr, decay=0.99,
-                                                eps_in_sqrt=False)),
+                   lambda lr, c2, impl=None: optax.rmsprop(lr, decay=0.99,
+                                                           eps_in_sqrt=False)),
     BenchOptimizer("lrmsprop", "LRMSProp",
-                   lambda lr, c2: _aliases.lrmsprop(lr, c2=c2), "rmsprop"),
+                   lambda lr, c2, impl=None: _aliases.lrmsprop(
+                       lr, c2=c2, impl=impl), "rmsprop"),
     BenchOptimizer("adagrad", "AdaGrad (ladagrad c2=0)",
-                   lambda lr, c2: _aliases.ladagrad(lr, c2=0.0)),
+                   lambda lr, c2, impl=None: _aliases.ladagrad(
+                       lr, c2=0.0, impl=impl)),
     BenchOptimizer("ladagrad", "LAdaGrad",
-                   lambda lr, c2: _aliases.ladagrad(lr, c2=c2), "adagrad"),
+                   lambda lr, c2, impl=None: _aliases.ladagrad(
+                       lr, c2=c2, impl=impl), "adagrad"),
     BenchOptimizer("laprop", "LaProp",
-                   lambda lr, c2: _laprop.laprop(lr, eps=1e-15, c2=0.0)),
+                   lambda lr, c2, impl=None: _laprop.laprop(
+                       lr, eps=1e-15, c2=0.0, impl=impl)),
     BenchOptimizer("llaprop", "LaProp + Laplacian",
-                   lambda lr, c2: _laprop.laprop(lr, eps=1e-15, c2=c2),
-                   "laprop"),
+                   lambda lr, c2, impl=None: _laprop.laprop(
+                       lr, eps=1e-15, c2=c2, impl=impl), "laprop"),
     BenchOptimizer("vradam", "VRAdam (beta3 1, cutoff 10)", _vradam_plain,
                    "adam"),
     BenchOptimizer("lvradam", "VRAdam + Laplacian",
-                   lambda lr, c2: _vradam.vradam(lr, c2=c2), "vradam"),
+                   lambda lr, c2, impl=None: _vradam.vradam(
+                       lr, c2=c2, impl=impl), "vradam"),
 )}
 
 DEFAULT_OPTIMIZERS = ("adam", "ladam", "ladam-floor0")

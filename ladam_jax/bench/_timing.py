@@ -10,7 +10,10 @@ import statistics
 import time
 from typing import Callable
 
-__all__ = ["time_interleaved", "medians"]
+import jax
+import optax
+
+__all__ = ["time_interleaved", "medians", "donated_step"]
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int,
@@ -34,3 +37,15 @@ def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int,
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
   """The median of each contender's samples."""
   return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def donated_step(tx: optax.GradientTransformation):
+  """``tx``'s update and ``optax.apply_updates`` as one jitted step.
+
+  ``step(params, state, grads) -> (params, state)`` donates params and state,
+  so XLA updates them in place, as PyTorch's ``optimizer.step()`` does.
+  """
+  def step(params, state, grads):
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+  return jax.jit(step, donate_argnums=(0, 1))
