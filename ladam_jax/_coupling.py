@@ -28,8 +28,8 @@ from ladam_jax import _layout
 from ladam_jax import _validation
 
 __all__ = ["LeafCoupling", "plan", "smooth", "smooth_tree", "coupled_term",
-           "validate", "map_leaves", "plan_kwargs", "BATCH_MAX_SIZE",
-           "BATCH_MAX_LEAVES"]
+           "validate", "map_leaves", "plan_kwargs", "needs_laplacian",
+           "BATCH_MAX_SIZE", "BATCH_MAX_LEAVES"]
 
 # Coupled leaves of at most BATCH_MAX_SIZE elements that share shape, dtype
 # and field are smoothed together, up to BATCH_MAX_LEAVES at a time, stacked
@@ -97,7 +97,8 @@ def _select(use_lap, coupled, plain):
   return jnp.where(use_lap, coupled, plain)
 
 
-def _needs_laplacian(leaf: LeafCoupling) -> bool:
+def needs_laplacian(leaf: LeafCoupling) -> bool:
+  """Whether the leaf may be smoothed at all (statically)."""
   return leaf.use_lap is not False and not leaf.spec.too_small
 
 
@@ -115,7 +116,7 @@ def _fusable_impl(impl: str | None) -> str | None:
 def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,
                  impl: str | None) -> jax.Array | None:
   """``c2 · L(x)`` where the leaf is coupled (0 elsewhere); None if never."""
-  if not _needs_laplacian(leaf):
+  if not needs_laplacian(leaf):
     return None
   term = _c2.c2_as(leaf.c2, x.dtype) * _laplacian.leaf_laplacian(
       x, leaf.spec, stencil, _fusable_impl(impl))
@@ -187,7 +188,7 @@ def smooth_tree(tree: Any, leaves: list[LeafCoupling], stencil: str,
   out = [None] * len(xs)
   groups: dict[Any, list[list[int]]] = {}  # key -> chunks of leaf indices
   for i, (x, leaf) in enumerate(zip(xs, leaves)):
-    if _needs_laplacian(leaf) and x.size <= BATCH_MAX_SIZE:
+    if needs_laplacian(leaf) and x.size <= BATCH_MAX_SIZE:
       key = (tuple(x.shape), x.dtype, leaf.spec, leaf.use_lap is True,
              tuple((o[i].shape, o[i].dtype) for o in other_leaves))
       chunks = groups.setdefault(key, [[]])

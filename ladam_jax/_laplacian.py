@@ -14,7 +14,7 @@ on both axes, with the stencils
 
 Which field a leaf is comes from its layout (see :mod:`ladam_jax._layout`).
 
-Three implementations give the same numbers (to rounding):
+Four implementations give the same numbers (to rounding):
 
 - ``'conv'``: ``jax.lax.conv_general_dilated`` on a wrap-padded field, exactly
   the reference's ``F.pad(mode='circular')`` + ``F.conv2d``;

@@ -216,7 +216,8 @@ def fused_adam_indices(updates: Any, mu: Any, nu: Any, leaves) -> list[int]:
   return [i for i, (g, m, v, leaf) in enumerate(zip(
       jax.tree.leaves(updates), jax.tree.leaves(mu), jax.tree.leaves(nu),
       leaves))
-          if leaf.use_lap is not False and g.size > _coupling.BATCH_MAX_SIZE
+          if _coupling.needs_laplacian(leaf)
+          and g.size > _coupling.BATCH_MAX_SIZE
           and qualifies(tuple(g.shape), leaf.spec, g.dtype, m.dtype, v.dtype)]
 
 

@@ -1,6 +1,5 @@
 """Transforms and aliases: Optax equivalences, composition, specs, validation."""
 
-
 import hypothesis
 from hypothesis import strategies as st
 import jax
