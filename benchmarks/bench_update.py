@@ -11,7 +11,9 @@ machines this runs on are shared and noisy: absolute times mean little.
     python benchmarks/bench_update.py --bandwidth     # + a NumPy copy's GB/s
     python benchmarks/bench_update.py --step --torch  # in-place steps, like torch
 
-The GB/s column counts the bytes Adam must move per float32 parameter: 24
+The XLA kernels column is the number of fusions in each compiled JAX
+contender: on CPU each costs a few microseconds whatever its size, which is
+what the many-small-leaves tree measures. The GB/s column counts the bytes Adam must move per float32 parameter: 24
 for the update (read g, m, v; write u, m, v), 28 for ``--step`` (read p, g,
 m, v; write p, m, v); ``--bandwidth`` prints what a plain NumPy copy of 24
 bytes per parameter reaches on the host, for scale.
@@ -79,6 +81,7 @@ def jax_update_fn(tx, params):
     out = update(grads, state)
     jax.block_until_ready(out)
   run()  # compile
+  run.kernels = _timing.xla_kernels(update.lower(grads, state).compile())
   return run
 
 
@@ -93,6 +96,8 @@ def jax_step_fn(tx, params):
   def run():
     live[0], live[1] = jax.block_until_ready(step(live[0], live[1], grads))
   run()  # compile
+  run.kernels = _timing.xla_kernels(
+      step.lower(live[0], live[1], grads).compile())
   return run
 
 
@@ -173,8 +178,9 @@ def main(argv=None):
   what = "in-place step (donated)" if args.step else "update-step time"
   print(f"# {what}, median of {args.rounds} interleaved rounds; "
         f"backend={jax.default_backend()} devices={jax.devices()}")
-  print("| tree | params | contender | median ms | ratio vs optax.adam | GB/s |")
-  print("|---|---|---|---|---|---|")
+  print("| tree | params | contender | median ms | ratio vs optax.adam | GB/s "
+        "| XLA kernels |")
+  print("|---|---|---|---|---|---|---|")
   rows = []
   for name in args.trees.split(","):
     params = make_tree(name, args.scale, args.size_div)
@@ -188,8 +194,10 @@ def main(argv=None):
     for k, ts in times.items():
       med = statistics.median(ts)
       rows.append((name, n, k, med))
+      kernels = getattr(fns[k], "kernels", "")
       print(f"| {name} | {n/1e6:.2f}M | {k} | {med*1e3:.2f} | "
-            f"{med/base:.2f}x | {moved * n / med / 1e9:.1f} |", flush=True)
+            f"{med/base:.2f}x | {moved * n / med / 1e9:.1f} | {kernels} |",
+            flush=True)
   if args.plot:
     plot_scaling(args, impls)
   return rows

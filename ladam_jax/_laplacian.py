@@ -31,9 +31,7 @@ Four implementations give the same numbers (to rounding):
   flattened rows the neighbour one column left is element ``k - 1`` and one
   field row up sits a fixed number of rows away over long runs of rows; so
   each run is a weighted sum of contiguous slices, with a ``jnp.where`` on
-  the column index for the wrap at ``j = 0`` and ``j = w - 1``. The few rows
-  next to the first and last memory row come from small gathered blocks.
-  XLA fuses the slices, the selects, the concatenation of the runs and the
+  the column index for the wrap at ``j = 0`` and ``j = w - 1``. XLA fuses the slices, the selects, the concatenation of the runs and the
   optimizer's elementwise maths into one loop over the leaf, as for Adam.
   Layouts it does not cover (1-D fields, columns that are not the minor
   axes) use ``'shift'``;
@@ -162,8 +160,6 @@ class _RowPlan(NamedTuple):
   # runs (start, n, up_start, down_start): memory rows start..start+n-1 whose
   # field neighbours above / below are the rows up_start.., down_start..
   runs: tuple[tuple[int, int, int, int], ...]
-  # (up, row, down) memory rows of each row computed from a gathered block
-  special: tuple[tuple[int, int, int], ...]
 
 
 # A row order that breaks into more runs (unusual custom layouts) falls back
@@ -216,33 +212,24 @@ def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
   """The :class:`_RowPlan` of a 2-D field, or None where it does not apply.
 
   It applies where :func:`row_neighbours` does (every field row is a
-  contiguous memory row). Rows whose neighbours sit at the same memory
-  offset form runs, computed from shifted slices; a run may not touch the
-  first or last memory row (their flat neighbours ``k ± 1`` fall outside the
-  buffer), so those rows and the rows next to them are "special" and
-  computed from small gathered blocks.
+  contiguous memory row). Consecutive memory rows whose neighbours above and
+  below sit at the same memory offsets form a run, computed from shifted
+  slices of the flattened rows.
   """
   rows = row_neighbours(shape, spec)
   if rows is None:
     return None
   (b, h, w), up, down = rows
-  # The first and last memory rows and the rows whose neighbours they are.
-  special = {0, h - 1, *(int(r) for r in (up[0], up[-1], down[0], down[-1]))}
   runs = []
   m = 0
   while m < h:
-    if m in special:
-      m += 1
-      continue
     start, du, dd = m, up[m] - m, down[m] - m
-    while (m < h and m not in special and up[m] - m == du and
-           down[m] - m == dd):
+    while m < h and up[m] - m == du and down[m] - m == dd:
       m += 1
     runs.append((start, m - start, int(start + du), int(start + dd)))
   if len(runs) > _MAX_RUNS:
     return None
-  return _RowPlan((b, h, w), tuple(runs), tuple(
-      (int(up[m]), int(m), int(down[m])) for m in sorted(special)))
+  return _RowPlan((b, h, w), tuple(runs))
 
 
 def _run_rows(view: jax.Array, runs, stencil: str) -> list[jax.Array]:
@@ -250,9 +237,11 @@ def _run_rows(view: jax.Array, runs, stencil: str) -> list[jax.Array]:
 
   Every neighbour is a slice of the flattened rows: column ``j ± 1`` is the
   flat element ``k ± 1``, except at ``j = 0`` / ``j = w - 1`` where a select
-  takes the wrapped element of the same row instead. A run must not contain
-  row 0 or row ``R - 1`` in its rows or neighbour rows (``k ± 1`` would leave
-  the buffer).
+  takes the wrapped element of the same row instead. Left of the first
+  element and right of the last, where ``k ± 1`` leaves the buffer, the
+  slice is padded with one element that this select discards, so the whole
+  leaf is static slices, selects and a concatenation, which XLA fuses into
+  its consumer (a gather of the edge rows would be a separate kernel).
   """
   b, h, w = view.shape
   flat = view.reshape(b, h * w)
@@ -260,8 +249,14 @@ def _run_rows(view: jax.Array, runs, stencil: str) -> list[jax.Array]:
   first, last = col == 0, col == w - 1
 
   def rows(start, n, offset=0):
-    lo = start * w + offset
-    return lax.slice_in_dim(flat, lo, lo + n * w, axis=1).reshape(b, n, w)
+    lo, hi = start * w + offset, (start + n) * w + offset
+    piece = lax.slice_in_dim(flat, max(lo, 0), min(hi, h * w), axis=1)
+    if lo < 0 or hi > h * w:
+      # k - 1 of the first element or k + 1 of the last: a zero that the
+      # select in left() / right() discards.
+      piece = lax.pad(piece, jnp.zeros((), flat.dtype),
+                      ((0, 0, 0), (max(-lo, 0), max(hi - h * w, 0), 0)))
+    return piece.reshape(b, n, w)
 
   def left(start, n):
     return jnp.where(first, view[:, start:start + n, w - 1:],
@@ -286,22 +281,9 @@ def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str) -> jax.Array:
   shape instead of dispatching its many slices one by one; inside an outer
   ``jit`` it is inlined and fused like the rest of the update.
   """
-  b, _, w = plan.view
-  view = x.reshape(plan.view)
-  pieces = list(zip((start for start, *_ in plan.runs),
-                    _run_rows(view, plan.runs, stencil)))
-  if plan.special:
-    # Each special row m as the middle of a gathered five-row block
-    # (up, up, m, down, down): the outer rows only keep k ± 1 in bounds.
-    k = len(plan.special)
-    idx = np.array([[u, u, m, d, d] for u, m, d in plan.special]).reshape(-1)
-    blocks = jnp.take(view, idx, axis=1).reshape(b * k, 5, w)
-    (ends,) = _run_rows(blocks, ((2, 1, 1, 3),), stencil)
-    ends = ends.reshape(b, k, w)
-    pieces += [(m, ends[:, i:i + 1])
-               for i, (_, m, _) in enumerate(plan.special)]
-  pieces.sort(key=lambda p: p[0])
-  return jnp.concatenate([p[1] for p in pieces], axis=1).reshape(x.shape)
+  pieces = _run_rows(x.reshape(plan.view), plan.runs, stencil)
+  out = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=1)
+  return out.reshape(x.shape)
 
 
 _FIELD_IMPLS = {"conv": _conv_field, "shift": _shift_field}

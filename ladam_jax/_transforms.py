@@ -177,12 +177,12 @@ def scale_by_laplacian_adam(
     leaves = _coupling.plan(updates, state.count, **plan_kwargs)
     count_inc = numerics.safe_increment(state.count)
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
-    mu_hat = _numerics.bias_correction(mu, b1, count_inc)
     if wave:
       treedef, outs = _coupling.map_leaves(
           lambda i, g, m, v, vp, e0: _wave_leaf(
               g, m, v, vp, e0, leaves[i], count_inc),
-          updates, mu_hat, state.nu, state.nu_prev, state.wave_e0_sq)
+          updates, _numerics.bias_correction(mu, b1, count_inc), state.nu,
+          state.nu_prev, state.wave_e0_sq)
       new_updates, nu, nu_prev, e0 = (
           treedef.unflatten(list(x)) for x in zip(*outs))
       new_state = ScaleByLaplacianAdamState(
@@ -197,19 +197,25 @@ def scale_by_laplacian_adam(
       xla_leaves = [leaf._replace(use_lap=False) if i in fused else leaf
                     for i, leaf in enumerate(leaves)]
       # smooth(v̂) = (v + c2·L(v)) / (1 - b2^t): L reads the new state v.
+      # m̂ = m / (1 - b1^t) is taken in `finish`, on the stacked m where
+      # small leaves are stacked, not per leaf before stacking (one XLA
+      # kernel per leaf fewer on CPU).
       divisor = _numerics.bias_correction_divisor(b2, count_inc)
+      bc1 = _numerics.bias_correction_divisor(b1, count_inc)
       new_updates = _coupling.smooth_tree(
           nu, xla_leaves, stencil, impl, floor, divisor,
-          finish=lambda v, m: m / (jnp.sqrt(v) + eps), others=(mu_hat,))
+          finish=lambda v, m: m / bc1.astype(m.dtype) / (jnp.sqrt(v) + eps),
+          others=(mu,))
       results = (new_updates, optax.tree.cast(mu, mu_dtype),
                  optax.tree.cast_like(nu, state.nu))
       if fused:
         results = _pallas.fused_adam_tree(
             fused, updates, state.mu, state.nu, leaves, results, b1=b1, b2=b2,
             eps=eps, floor=floor, stencil=stencil, bc2=divisor,
-            bc1=_numerics.bias_correction_divisor(b1, count_inc))
+            bc1=bc1)
       new_updates, mu, nu = results
       return new_updates, ScaleByLaplacianAdamState(count_inc, mu, nu)
+    mu_hat = _numerics.bias_correction(mu, b1, count_inc)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
     new_updates = _coupling.smooth_tree(  # mode == 'update_lap'
         jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat),

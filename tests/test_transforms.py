@@ -539,3 +539,26 @@ def test_batching_compiles_the_stencil_once_per_group(monkeypatch):
   batched = slices()
   monkeypatch.setattr(_coupling, "BATCH_MAX_SIZE", 0)
   assert batched * 4 < slices()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU fusion")
+def test_flat_update_runs_as_many_kernels_as_adam():
+  """On CPU the run time of a tree of small leaves is set by its number of
+  XLA kernels (a few µs each, the same per output buffer for Adam and LAdam):
+  the 'flat' stencil must fuse into the update's loops, not add kernels of
+  its own (as a gather of the edge rows, or m̂ taken per leaf before
+  stacking, did: 107 kernels here instead of Adam's 81)."""
+  from ladam_jax.bench import _timing  # pylint: disable=g-import-not-at-top
+  params = {f"dense_{i}": {"kernel": jnp.ones((40, 48)), "bias": jnp.ones(48)}
+            for i in range(12)}
+  params["conv"] = {"kernel": jnp.ones((3, 3, 8, 16)), "bias": jnp.ones(16)}
+
+  def kernels(tx):
+    return _timing.xla_kernels(
+        jax.jit(tx.update).lower(params, tx.init(params), params).compile())
+
+  adam = kernels(optax.scale_by_adam())
+  ladam = kernels(ladam_jax.scale_by_laplacian_adam(
+      c2=1e-4, min_spatial_size=0, impl="flat"))
+  # + 1: the stacked group of the twelve biases is computed once, then split.
+  assert ladam <= adam + 1, (adam, ladam)
