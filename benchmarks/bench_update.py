@@ -13,10 +13,11 @@ machines this runs on are shared and noisy: absolute times mean little.
 
 The XLA kernels column is the number of fusions in each compiled JAX
 contender: on CPU each costs a few microseconds whatever its size, which is
-what the many-small-leaves tree measures. The GB/s column counts the bytes Adam must move per float32 parameter: 24
-for the update (read g, m, v; write u, m, v), 28 for ``--step`` (read p, g,
-m, v; write p, m, v); ``--bandwidth`` prints what a plain NumPy copy of 24
-bytes per parameter reaches on the host, for scale.
+what the many-small-leaves tree measures. The GB/s column counts the bytes
+Adam must move per float32 parameter: 24 for the update (read g, m, v; write
+u, m, v), 28 for ``--step`` (read p, g, m, v; write p, m, v);
+``--bandwidth`` prints what a plain NumPy copy of 24 bytes per parameter
+reaches on the host, for scale.
 
 Trees (``--scale`` multiplies the leaf count, for GPU runs):
   mlp:   4 x (2048, 2048) kernels + biases

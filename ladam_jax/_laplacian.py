@@ -31,7 +31,9 @@ Four implementations give the same numbers (to rounding):
   flattened rows the neighbour one column left is element ``k - 1`` and one
   field row up sits a fixed number of rows away over long runs of rows; so
   each run is a weighted sum of contiguous slices, with a ``jnp.where`` on
-  the column index for the wrap at ``j = 0`` and ``j = w - 1``. XLA fuses the slices, the selects, the concatenation of the runs and the
+  the column index for the wrap at ``j = 0`` and ``j = w - 1`` (a slice that
+  would leave the buffer there is padded with one discarded zero). XLA
+  fuses the slices, the selects, the concatenation of the runs and the
   optimizer's elementwise maths into one loop over the leaf, as for Adam.
   Layouts it does not cover (1-D fields, columns that are not the minor
   axes) use ``'shift'``;
