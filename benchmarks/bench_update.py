@@ -74,15 +74,14 @@ def jax_update_fn(tx, params):
   state = tx.init(params)
   grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
 
-  @jax.jit
-  def update(grads, state):
-    return tx.update(grads, state, params)
+  update = jax.jit(lambda grads, state: tx.update(grads, state, params)
+                   ).lower(grads, state).compile()
 
   def run():
     out = update(grads, state)
     jax.block_until_ready(out)
-  run()  # compile
-  run.kernels = _timing.xla_kernels(update.lower(grads, state).compile())
+  run()  # warm up
+  run.kernels = _timing.xla_kernels(update)
   return run
 
 
@@ -90,15 +89,14 @@ def jax_step_fn(tx, params):
   """The whole step in place, as PyTorch's ``step()`` does it: update +
   ``optax.apply_updates``, jitted with params and state donated."""
   grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
-  step = _timing.donated_step(tx)
   live = [jax.tree.map(jnp.copy, params)]  # the step donates it
   live.append(tx.init(live[0]))
+  step = _timing.donated_step(tx).lower(live[0], live[1], grads).compile()
 
   def run():
     live[0], live[1] = jax.block_until_ready(step(live[0], live[1], grads))
-  run()  # compile
-  run.kernels = _timing.xla_kernels(
-      step.lower(live[0], live[1], grads).compile())
+  run()  # warm up
+  run.kernels = _timing.xla_kernels(step)
   return run
 
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from ladam_jax import _c2
 from ladam_jax import _laplacian
 from ladam_jax import _layout
+from ladam_jax import _numerics
 from ladam_jax import _validation
 
 __all__ = ["LeafCoupling", "plan", "smooth", "smooth_tree", "coupled_term",
@@ -136,7 +137,7 @@ def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
   that broadcast against ``x`` (one value per stacked leaf).
   """
   div = (lambda y: y) if divisor is None else (
-      lambda y: y / jnp.asarray(divisor).astype(y.dtype))
+      lambda y: _numerics.divide(y, divisor))
   if leaf.use_lap is False:
     return div(x)
   coupled = x

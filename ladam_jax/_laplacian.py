@@ -284,8 +284,7 @@ def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str) -> jax.Array:
   ``jit`` it is inlined and fused like the rest of the update.
   """
   pieces = _run_rows(x.reshape(plan.view), plan.runs, stencil)
-  out = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=1)
-  return out.reshape(x.shape)
+  return jnp.concatenate(pieces, axis=1).reshape(x.shape)
 
 
 _FIELD_IMPLS = {"conv": _conv_field, "shift": _shift_field}

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ladam_jax import _validation
 
-__all__ = ["bias_correction"]
+__all__ = ["bias_correction", "bias_correction_divisor", "divide"]
 
 
 def _log_decay(decay: Any):
@@ -32,7 +32,12 @@ def bias_correction(moment: Any, decay: Any, count: jax.Array) -> Any:
   precision for concrete betas: about 1e-7 relative in float32.
   """
   correction = bias_correction_divisor(decay, count)
-  return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)
+  return jax.tree.map(lambda m: divide(m, correction), moment)
+
+
+def divide(x: jax.Array, divisor: Any) -> jax.Array:
+  """``x / divisor`` in ``x``'s dtype (a bias correction's division)."""
+  return x / jnp.asarray(divisor).astype(x.dtype)
 
 
 def bias_correction_divisor(decay: Any, count: jax.Array) -> jax.Array:

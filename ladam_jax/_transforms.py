@@ -204,7 +204,7 @@ def scale_by_laplacian_adam(
       bc1 = _numerics.bias_correction_divisor(b1, count_inc)
       new_updates = _coupling.smooth_tree(
           nu, xla_leaves, stencil, impl, floor, divisor,
-          finish=lambda v, m: m / bc1.astype(m.dtype) / (jnp.sqrt(v) + eps),
+          finish=lambda v, m: _numerics.divide(m, bc1) / (jnp.sqrt(v) + eps),
           others=(mu,))
       results = (new_updates, optax.tree.cast(mu, mu_dtype),
                  optax.tree.cast_like(nu, state.nu))
