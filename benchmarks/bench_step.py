@@ -1,8 +1,8 @@
-"""Full training-step time on the seed tasks: LAdam vs optax.adam.
+"""Full training-step time on the bench's tasks: LAdam vs optax.adam.
 
 One jitted step (loss, gradients, optimizer update, ``apply_updates``, params
-and state donated) of one seed of ``ladam-bench``'s seed tasks at the seed
-page's sizes: the wave-equation PINN (tanh MLP 2 -> 128 x 4 -> 1, PDE + BC +
+and state donated) of one random seed of ``ladam-bench``'s tasks at the
+reference's sizes: the wave-equation PINN (tanh MLP 2 -> 128 x 4 -> 1, PDE + BC +
 IC collocation batch) and the 1-D CNN denoiser. Both optimizers run the same
 task, data and batch keys; ratios are medians over interleaved rounds, each
 round timing ``--steps`` consecutive steps per optimizer::
@@ -36,7 +36,8 @@ def step_runner(task, size, tx, prepared):
       prepared.params, prepared.data, prepared.batch_keys))
   loss_and_grad = jax.value_and_grad(task.loss)
   def step(p, s, i):
-    loss, grads = loss_and_grad(p, data, jax.random.fold_in(keys, i), size)
+    idx = _tasks.batch_indices(task, size, keys, i)
+    loss, grads = loss_and_grad(p, data, idx, size)
     updates, s = tx.update(grads, s, p)
     return optax.apply_updates(p, updates), s, loss
 

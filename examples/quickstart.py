@@ -1,7 +1,7 @@
 """Quick start: train a small 1-D CNN denoiser with ladam_jax.ladam and optax.adam.
 
 Plain JAX + Optax (no Flax needed): the same initialisation and batches for both
-optimizers, a few seeds, test RMSE printed side by side. Small by default
+optimizers, a few random seeds, test RMSE printed side by side. Small by default
 (about a minute on 2 CPU cores):
 
     python examples/quickstart.py
@@ -22,13 +22,16 @@ import ladam_jax
 
 
 def make_data(key, n, length=256, noise=0.3):
-  """Sums of five random sinusoids plus Gaussian noise (the seed's task)."""
+  """Noisy sums of five sinusoids, as the reference's ``_cnn_test.py``.
+
+  t in [0, 2π], integer frequencies 1-9, amplitudes U(0.2, 0.7).
+  """
   k1, k2, k3, k4 = jax.random.split(key, 4)
-  t = jnp.linspace(0.0, 1.0, length)
-  freq = jax.random.uniform(k1, (n, 5, 1), minval=1.0, maxval=10.0)
+  t = jnp.linspace(0.0, 2 * jnp.pi, length)
+  freq = jax.random.randint(k1, (n, 5, 1), 1, 10).astype(jnp.float32)
   phase = jax.random.uniform(k2, (n, 5, 1), maxval=2 * jnp.pi)
-  amp = jax.random.uniform(k3, (n, 5, 1), minval=0.2, maxval=1.0)
-  clean = jnp.sum(amp * jnp.sin(2 * jnp.pi * freq * t + phase), axis=1)
+  amp = jax.random.uniform(k3, (n, 5, 1), minval=0.2, maxval=0.7)
+  clean = jnp.sum(amp * jnp.sin(freq * t + phase), axis=1)
   noisy = clean + noise * jax.random.normal(k4, clean.shape)
   return noisy[..., None], clean[..., None]  # (n, length, 1) NWC
 
@@ -39,11 +42,12 @@ LAYERS = [(7, 1, 32), (5, 32, 32), (5, 32, 32), (3, 32, 1)]  # (k, in, out)
 def init_params(key):
   params = {}
   for i, (k, cin, cout) in enumerate(LAYERS):
-    key, sub = jax.random.split(key)
-    scale = (2.0 / (k * cin)) ** 0.5
+    key, kw, kb = jax.random.split(key, 3)
+    bound = (k * cin) ** -0.5  # PyTorch's default Conv1d init
     params[f"conv_{i}"] = {
-        "kernel": scale * jax.random.normal(sub, (k, cin, cout)),  # Flax layout
-        "bias": jnp.zeros((cout,)),
+        "kernel": jax.random.uniform(kw, (k, cin, cout), minval=-bound,
+                                     maxval=bound),  # Flax layout
+        "bias": jax.random.uniform(kb, (cout,), minval=-bound, maxval=bound),
     }
   return params
 
@@ -68,7 +72,7 @@ def train(opt, params, data, steps, batch, key):
 
   @jax.jit
   def step(params, state, key):
-    idx = jax.random.choice(key, x_train.shape[0], (batch,), replace=False)
+    idx = jax.random.randint(key, (batch,), 0, x_train.shape[0])
     grads = jax.grad(loss_fn)(params, x_train[idx], y_train[idx])
     updates, state = opt.update(grads, state, params)
     return optax.apply_updates(params, updates), state

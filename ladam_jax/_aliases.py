@@ -104,7 +104,7 @@ def ladam(
     layout: field layout(s): ``'flax'`` (default), ``'torch'``, a
       :class:`ladam_jax.LaplacianLayout`, None, a pytree or a params callable.
     variance_floor: floor of the smoothed variance; None (default) means
-      ``eps`` as in the package, ``0.0`` as in the seed's experiment scripts.
+      ``eps`` as in the package, ``0.0`` as in the reference's experiment scripts.
     mu_dtype: optional dtype of the first moment.
     wave_dt: time step of ``'wave_variance'``.
     wave_kappa: source strength of ``'wave_variance'``.

@@ -83,7 +83,7 @@ def scale_by_laplacian_adam(
   L(\hat v_t), \text{floor})` where use_lap, else :math:`\hat v_t`; the update
   is :math:`\hat m_t / (\sqrt{\tilde v} + \epsilon)`. The floor is ``eps``
   (the package's behaviour, ``variance_floor=None``) or ``variance_floor``
-  (``0.0`` reproduces the seed's experiment scripts). The state keeps the raw
+  (``0.0`` reproduces the reference's experiment scripts). The state keeps the raw
   :math:`v_t`.
 
   ``mode='update_lap'``: :math:`u = \hat m_t / (\sqrt{\hat v_t} + \epsilon)`,

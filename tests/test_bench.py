@@ -1,8 +1,13 @@
 """ladam-bench: statistics on known inputs, every task end to end at a tiny size."""
 
 import dataclasses
+import importlib.util
+import json
 import os
+import re
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -12,10 +17,16 @@ pytest.importorskip("scipy")
 
 from ladam_jax import bench  # noqa: E402
 from ladam_jax.bench import _cli  # noqa: E402
+from ladam_jax.bench import _data  # noqa: E402
 from ladam_jax.bench import _optimizers  # noqa: E402
+from ladam_jax.bench import _report  # noqa: E402
 from ladam_jax.bench import _stats  # noqa: E402
+from ladam_jax.bench import _sweep  # noqa: E402
 from ladam_jax.bench import _tasks  # noqa: E402
+from ladam_jax.bench import _torch_init  # noqa: E402
 from ladam_jax.bench import _train  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_summarize():
@@ -53,6 +64,8 @@ def test_parse_optimizers_adds_baselines():
   assert _optimizers.parse_optimizers("ladam") == ["adam", "ladam"]
   assert _optimizers.parse_optimizers("lrmsprop,adam") == [
       "rmsprop", "lrmsprop", "adam"]
+  assert _optimizers.parse_optimizers("ladam-chi") == [
+      "adam", "adam-chi", "ladam-chi"]
   with pytest.raises(ValueError, match="--optimizers"):
     _optimizers.parse_optimizers("sgd")
 
@@ -62,13 +75,39 @@ def test_optimizers_take_the_laplacian_impl(name):
   # Every ladam_jax optimizer gets ``impl`` (a bad one is refused by name);
   # the Optax baselines accept and ignore it.
   opt = _optimizers.OPTIMIZERS[name]
-  assert isinstance(opt.make(1e-3, 0.1, impl="shift"),
+  assert isinstance(opt.make(1e-3, 0.1, impl="shift", total_steps=10),
                     optax.GradientTransformation)
-  if name in ("adam", "rmsprop"):
-    opt.make(1e-3, 0.1, impl="bogus")
+  if name in ("adam", "rmsprop", "adam-chi"):
+    opt.make(1e-3, 0.1, impl="bogus", total_steps=10)
   else:
     with pytest.raises(ValueError, match="impl"):
-      opt.make(1e-3, 0.1, impl="bogus")
+      opt.make(1e-3, 0.1, impl="bogus", total_steps=10)
+  if "chi" in name:
+    with pytest.raises(ValueError, match="total_steps"):
+      opt.make(1e-3, 0.1)
+
+
+def test_chi_anneal_optimizers_anneal_what_they_say():
+  # -chi anneals the learning rate (the package's ChiAnnealScheduler); with
+  # c2 = 0 it is Adam on the same schedule. -c2chi anneals c2 only: at the
+  # first step (c2 = 0 during warm-up's start) it is Adam.
+  params = {"w": jnp.linspace(-1.0, 1.0, 64).reshape(8, 8)}
+  grads = {"w": jnp.cos(jnp.arange(64.0)).reshape(8, 8)}
+
+  def first_update(name, c2):
+    tx = _optimizers.OPTIMIZERS[name].make(1e-2, c2, total_steps=100)
+    state = tx.init(params)
+    for _ in range(3):
+      u, state = tx.update(grads, state, params)
+    return u["w"]
+
+  np.testing.assert_allclose(first_update("ladam-chi", 0.0),
+                             first_update("adam-chi", 0.0), rtol=1e-5)
+  assert not np.allclose(first_update("adam-chi", 0.0),
+                         first_update("adam", 0.0))
+  np.testing.assert_allclose(first_update("ladam-floor0-c2chi", 0.5),
+                             first_update("ladam-floor0", 0.5 * 2 / 5),
+                             rtol=1e-6)
 
 
 def test_vmap_and_loop_batching_agree():
@@ -112,21 +151,101 @@ def test_every_task_end_to_end(task, tmp_path, capsys):
   text = (tmp_path / f"{task}.md").read_text()
   rows = [l for l in text.splitlines() if l.startswith("| ")]
   assert len(rows) == 3  # header + adam + ladam
-  assert "| adam |" in rows[2] and "nan" not in text
+  assert rows[1].startswith("| Adam (optax.adam) |") and "nan" not in text
   assert os.path.getsize(tmp_path / f"{task}.png") > 1000
   assert "Wilcoxon" in capsys.readouterr().out
+  record = json.loads((tmp_path / f"{task}.json").read_text())
+  t = bench.TASKS[task]
+  assert record["task"] == task and record["metric"] == t.metric
+  assert record["higher_is_better"] == t.higher_is_better
+  assert record["seeds"] == [0, 1] and record["steps"] == t.tiny.steps
+  assert set(record["results"]) == {"adam", "ladam"}
+  assert all(len(v) == 2 and all(np.isfinite(v)) for v in
+             record["results"].values())
+  assert set(record["metrics"]["adam"]) == set(t.metrics)
+  assert record["versions"]["jax"] and record["baselines"]["ladam"] == "adam"
+  # The JSON's finals are the table's: the Adam mean is printed in row 1.
+  mean = np.mean(record["results"]["adam"])
+  assert f"{mean:.4g}" in rows[1]
 
 
-def test_c2_sweep(tmp_path):
+def test_list_prints_every_task(capsys):
+  assert _cli.main(["--list"]) == 0
+  out = capsys.readouterr().out
+  for name in list(bench.TASKS) + ["c2-sweep"]:
+    assert any(line.startswith(name + " ") for line in out.splitlines())
+
+
+def test_help_states_the_defaults(capsys):
+  with pytest.raises(SystemExit):
+    _cli.main(["--help"])
+  out = capsys.readouterr().out
+  assert "default ./bench-results" in out and "--base-seed" in out
+  assert "(task default)" not in out and "``" not in out
+  for t in bench.TASKS.values():
+    assert (f"{t.name:<19} lr {t.learning_rate:g}, c2 {t.c2:g}; "
+            f"{t.default.seeds} random seeds x {t.default.steps} steps") in out
+
+
+def test_c2_sweep_with_steps_and_held_out_estimate(tmp_path):
   _cli.main(["c2-sweep", "--sweep-task", "noisy-regression", "--tiny",
-             "--c2", "0,1e-3", "--optimizers", "ladam", "--out",
-             str(tmp_path), "--quiet", "--no-plot"])
-  rows = [l for l in (tmp_path / "c2-sweep.md").read_text().splitlines()
-          if l.startswith("| ")]
-  assert [r.split(" | ")[0] for r in rows[1:]] == [
-      "| Adam (optax.adam)", "| LAdam (floor eps, the package) c2=0",
-      "| LAdam (floor eps, the package) c2=0.001"]
-  assert "+0.00 %" in rows[2]  # c2 = 0 is Adam
+             "--seeds", "4", "--c2", "0,1e-3", "--sweep-steps", "2,4",
+             "--optimizers", "ladam", "--out", str(tmp_path), "--quiet",
+             "--no-plot"])
+  text = (tmp_path / "c2-sweep-noisy-regression.md").read_text()
+  rows = [l for l in text.splitlines() if l.startswith("| ")]
+  assert [r.split(" | ")[0] for r in rows[1:4]] == [
+      "| Adam (optax.adam)", "| LAdam (floor eps, package) c2=0",
+      "| LAdam (floor eps, package) c2=0.001"]
+  # c2 = 0 is Adam (up to the float64 bias correction, ~1e-5 relative).
+  assert re.search(r"\| [+-]0\.00 % \|", rows[2])
+  record = json.loads((tmp_path / "c2-sweep-noisy-regression.json").read_text())
+  cells = record["sweep"]["cells"]
+  assert sorted((c["c2"], c["steps"]) for c in cells) == [
+      (0.0, 2), (0.0, 4), (1e-3, 2), (1e-3, 4)]
+  folds = record["sweep"]["held_out"]
+  assert [f["select_seeds"] for f in folds] == [[0, 1], [2, 3]]
+  assert [f["eval_seeds"] for f in folds] == [[2, 3], [0, 1]]
+  assert "Held-out estimate" in text and "In-sample best" in text
+
+
+def _fake(name, finals, steps=(0, 5, 10)):
+  finals = np.asarray(finals, np.float64)
+  curves = np.stack([finals * 2, finals * 1.5, finals], -1)
+  return _train.RunResult(name=name, steps=np.asarray(steps), curves=curves,
+                          losses=np.zeros((finals.size, 10)), seconds=0.0,
+                          metric_curves={"m": curves})
+
+
+def test_sweep_held_out_choice_is_made_on_the_other_half():
+  task = dataclasses.replace(_tasks.CNN_DENOISE, metric="m", metrics=("m",))
+  base = _fake("adam", np.ones(4))
+  # Cell a is best on seeds 0-1 and bad on 2-3; cell b is the opposite.
+  a = _fake("a", [0.5, 0.5, 1.5, 1.5])
+  b = _fake("b", [1.2, 1.2, 0.9, 0.9])
+  sw = _sweep.analyze(task, [base, a, b], {"a": "adam", "b": "adam"},
+                      {"a": {"c2": 1.0}, "b": {"c2": 2.0}}, [10])
+  assert sw["in_sample_best"]["name"] == "a"  # mean 0 % vs +5 % (worse)
+  assert [f["chosen"]["name"] for f in sw["held_out"]] == ["a", "b"]
+  # a chosen on 0-1, measured on 2-3: +50 %; b chosen on 2-3, on 0-1: +20 %.
+  np.testing.assert_allclose([f["rel_change"] for f in sw["held_out"]],
+                             [0.5, 0.2])
+  np.testing.assert_allclose(sw["held_out_rel_change"], 0.35)
+
+
+def test_diverged_runs_are_reported():
+  task = dataclasses.replace(_tasks.CNN_DENOISE, metric="m", metrics=("m",))
+  base = _fake("adam", [1.0, 1.0, 1.0])
+  bad = _fake("ladam", [0.5, np.nan, np.inf])
+  report = _report.Report(
+      task=task, title="t", stem="t", size=task.tiny, seeds=[0, 1, 2],
+      results=[base, bad], baselines={"adam": None, "ladam": "adam"},
+      labels={}, settings={"adam": {"c2": 0.0}, "ladam": {"c2": 1.0}},
+      command="x", seconds=0.0)
+  row = [l for l in report.table().splitlines() if l.startswith("| ladam")][0]
+  assert "| 2/3 |" in row and "nan" not in row.lower()
+  assert "-50.00 %" in row  # the one finite pair
+  assert report.record()["results"]["ladam"] == [0.5, None, None]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -135,6 +254,11 @@ def test_c2_sweep(tmp_path):
     (["cnn-denoise", "--seeds", "0"], "integer >= 1"),
     (["mnist"], "invalid choice"),
     (["cnn-denoise", "--impl", "fft"], "--impl"),
+    (["cnn-denoise", "--lr", "-1"], "--lr must be a finite number > 0"),
+    (["cnn-denoise", "--lr", "nan"], "--lr must be a finite number > 0"),
+    (["cnn-denoise", "--sweep-steps", "2"], "c2-sweep only"),
+    (["c2-sweep", "--sweep-steps", "99"], "beyond --steps"),
+    ([], "a task is required"),
 ])
 def test_cli_rejects_bad_arguments(argv, message, capsys):
   with pytest.raises(SystemExit):
@@ -142,20 +266,100 @@ def test_cli_rejects_bad_arguments(argv, message, capsys):
   assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("task_name", ["cnn-denoise", "pinn-wave",
-                                       "noisy-regression"])
-def test_torch_reference_matches_jax(task_name):
+def test_bad_out_fails_before_training(tmp_path, capsys, monkeypatch):
+  calls = []
+  monkeypatch.setattr(_train, "train_seeds", lambda *a, **k: calls.append(1))
+  a_file = tmp_path / "file"
+  a_file.write_text("x")
+  with pytest.raises(SystemExit):
+    _cli.main(["cnn-denoise", "--tiny", "--out", str(a_file), "--quiet"])
+  assert "is not a directory" in capsys.readouterr().err and not calls
+
+
+def test_torch_default_init():
+  # PyTorch's nn.Linear / nn.Conv1d: weight and bias ~ U(±1/sqrt(fan_in)).
+  x = np.zeros((1, 16, 12), np.float32)
+  conv = _torch_init.conv(64, (5,), 12, "torch")
+  params = conv.init(jax.random.key(0), x)["params"]
+  bound = 1 / np.sqrt(5 * 12)
+  for leaf in (params["kernel"], params["bias"]):
+    assert np.abs(leaf).max() <= bound
+    assert np.abs(leaf).max() > 0.9 * bound
+  np.testing.assert_allclose(np.std(params["kernel"]), bound / np.sqrt(3),
+                             rtol=0.05)
+  flax_params = _torch_init.conv(64, (5,), 12, "flax").init(
+      jax.random.key(0), x)["params"]
+  assert not np.any(flax_params["bias"])  # Flax: zero bias
+  with pytest.raises(ValueError, match="init"):
+    _torch_init.dense(3, 4, "xavier")
+
+
+def test_cnn_denoise_signals_follow_the_script():
+  noisy, clean = _data.sinusoid_signals(jax.random.key(0), 64, 256, 0.0)
+  np.testing.assert_array_equal(noisy, clean)
+  # t spans [0, 2π] with integer frequencies: every signal ends where it
+  # starts; five terms of amplitude <= 0.7.
+  np.testing.assert_allclose(clean[:, 0], clean[:, -1], atol=1e-5)
+  assert np.abs(clean).max() <= 3.5
+  spectrum = np.abs(np.fft.rfft(np.asarray(clean[..., 0])[:, :-1], axis=1))
+  assert spectrum[:, 10:].max() < 0.05 * spectrum.max()  # no freq >= 10
+
+
+@pytest.mark.parametrize("task_name, sampling", [
+    ("cnn-denoise", "randint"), ("image-transformer", "epochs"),
+    ("pinn-wave", "full")])
+def test_batch_sampling(task_name, sampling):
+  task = _tasks.get_task(task_name)
+  assert task.sampling == sampling
+  size = task.full
+  key = jax.random.key(3)
+  if sampling == "full":
+    assert _tasks.batch_indices(task, size, key, 0) is None
+    return
+  n, batch = size.options["n_train"], size.options["batch"]
+  steps = n // batch
+  idx = np.stack([_tasks.batch_indices(task, size, key, i)
+                  for i in range(2 * steps)])
+  assert idx.min() >= 0 and idx.max() < n and idx.shape[1] == batch
+  if sampling == "epochs":  # no index twice within an epoch
+    for epoch in idx.reshape(2, -1):
+      assert len(set(epoch.tolist())) == epoch.size
+    assert not np.array_equal(idx[:steps], idx[steps:])
+  else:  # with replacement: some batch repeats an index
+    assert any(len(set(row.tolist())) < batch for row in idx)
+
+
+def test_readme_results_tables_are_generated_from_the_json():
+  spec = importlib.util.spec_from_file_location(
+      "results_table", os.path.join(ROOT, "tools", "results_table.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  assert module.main(["--check"]) == 0, (
+      "README results section is stale: run python tools/results_table.py")
+
+
+@pytest.mark.parametrize("task_name, names", [
+    ("cnn-denoise", ("adam", "ladam", "ladam-floor0")),
+    ("pinn-wave", ("adam", "ladam-floor0")),
+    ("noisy-regression", ("ladam",)),
+    ("image-mlp", ("ladam-floor0",)),
+    ("resnet-chi-anneal", ("ladam-chi",)),
+    ("image-transformer", ("ladam",)),
+    ("char-lm", ("ladam-floor0",))])
+def test_torch_reference_matches_jax(task_name, names):
   pytest.importorskip("torch")
   pytest.importorskip("ladam")
   from ladam_jax.bench import _torch_reference
   task = _tasks.get_task(task_name)
-  size = task.tiny
-  runs = [(n, None, n, _optimizers.OPTIMIZERS[n].make, 1e-3, 1e-2)
-          for n in ("adam", "ladam")]
+  size = dataclasses.replace(task.tiny, steps=6)  # Chi-Anneal: 6 steps
+  runs = [_cli.Run(n, None, n, _optimizers.OPTIMIZERS[n].make, 1e-2, 1e-2)
+          for n in names]
   prepared = _train.prepare(task, size)
-  for (name, _, _, fn), run in zip(
+  for (_, _, _, fn, _, _), run in zip(
       _torch_reference.reference_runs(task, runs, None), runs):
     ref = fn(size, prepared, None)
-    ours = _train.train_seeds(task, size, run[3](1e-3, 1e-2),
+    ours = _train.train_seeds(task, size, run.make(1e-2, 1e-2, total_steps=6),
                               prepared=prepared)
-    np.testing.assert_allclose(ref.curves, ours.curves, rtol=1e-4)
+    for m in task.metrics:
+      np.testing.assert_allclose(ref.metric_curves[m], ours.metric_curves[m],
+                                 rtol=1e-4)

@@ -31,3 +31,15 @@ def test_script_runs(script, args, marker, capsys, monkeypatch):
   out = capsys.readouterr().out
   assert marker in out
   assert "nan" not in out.lower()
+
+
+def test_readme_quick_start_runs(capsys):
+  """The README's quick start is a complete program that trains."""
+  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    text = f.read()
+  section = text[text.index("## Quick start"):]
+  code = section[section.index("```python") + 9:]
+  code = code[:code.index("```")]
+  exec(compile(code, "README.md quick start", "exec"), {})  # pylint: disable=exec-used
+  first, last = (float(v) for v in capsys.readouterr().out.split()[1::2])
+  assert last < 0.5 * first

@@ -1,4 +1,4 @@
-"""``ladam-bench``: reproduce the seed page's experiments, Adam vs LAdam.
+"""``ladam-bench``: the reference's experiments (ladam 0.4.1), Adam vs LAdam.
 
 Needs the ``examples`` extra (Flax, tqdm, matplotlib, scikit-learn, SciPy):
 ``pip install 'ladam-jax[examples]'``. See ``ladam-bench --help``.

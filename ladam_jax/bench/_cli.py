@@ -1,32 +1,33 @@
-"""``ladam-bench``: the seed's experiments, Adam vs LAdam, with paired statistics.
+"""ladam-bench: the reference's experiments (ladam 0.4.1), Adam vs LAdam, paired over random seeds.
 
-Usage::
-
-    ladam-bench cnn-denoise                     # ~1-2 min on 2 CPU cores
-    ladam-bench pinn-wave --seeds 20 --steps 5000
-    ladam-bench transformer-digits --full
-    ladam-bench c2-sweep --sweep-task cnn-denoise --c2 0,1e-5,1e-4,1e-3,1e-2
+Usage:
+    ladam-bench --list                          # every task, one line each
+    ladam-bench cnn-denoise                     # ~1 min on 2 CPU cores
+    ladam-bench cnn-denoise --full --reference torch
+    ladam-bench pinn-wave --seeds 20 --steps 1000
+    ladam-bench c2-sweep --sweep-task pinn-wave --c2 1e-6,1e-5,1e-4 --sweep-steps 500,1000
     ladam-bench noisy-regression --optimizers ladam,lrmsprop,ladagrad
-    ladam-bench cnn-denoise --reference torch   # also the PyTorch package
 
-Writes ``DIR/TASK.md`` (also printed) and ``DIR/TASK.png``.
+Every run writes DIR/TASK.md (also printed), DIR/TASK.json (the final metric
+of every optimizer and random seed) and DIR/TASK.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
+import math
+import os
 import sys
 import time
 from typing import Optional, Sequence
 
-import jax
-
 from ladam_jax import _laplacian
 from ladam_jax.bench import _optimizers
 from ladam_jax.bench import _report
+from ladam_jax.bench import _sweep
 from ladam_jax.bench import _tasks
+from ladam_jax.bench import _torch_init
 from ladam_jax.bench import _train
 
 SWEEP = "c2-sweep"
@@ -34,6 +35,7 @@ SWEEP_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
 # The floor-0 variant isolates c2: at c2 -> 0 it is Adam, while the package's
 # eps floor alone already changes Adam (see the README).
 SWEEP_OPTIMIZERS = "ladam-floor0"
+DEFAULT_OUT = "bench-results"
 
 
 def _floats(text: str) -> list[float]:
@@ -42,16 +44,36 @@ def _floats(text: str) -> list[float]:
   except ValueError:
     raise argparse.ArgumentTypeError(
         f"--c2 takes numbers separated by commas, got {text!r}") from None
-  if not values or any(v < 0 for v in values):
+  if not values or any(not math.isfinite(v) or v < 0 for v in values):
     raise argparse.ArgumentTypeError(
-        f"--c2 takes numbers >= 0 separated by commas, got {text!r}")
+        f"--c2 takes finite numbers >= 0 separated by commas, got {text!r}")
   return values
 
 
 def _positive(text: str) -> int:
-  value = int(text)
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"expected an integer >= 1, got {text!r}") from None
   if value < 1:
     raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+  return value
+
+
+def _positive_list(text: str) -> list[int]:
+  return sorted({_positive(s) for s in text.split(",") if s.strip()})
+
+
+def _learning_rate(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"--lr takes a number, got {text!r}") from None
+  if not math.isfinite(value) or value <= 0:
+    raise argparse.ArgumentTypeError(
+        f"--lr must be a finite number > 0, got {text}")
   return value
 
 
@@ -63,40 +85,75 @@ def add_impl_argument(parser: argparse.ArgumentParser) -> None:
       "ladam_jax.default_laplacian_impl() for the platform in use)")
 
 
+def _task_defaults() -> str:
+  lines = ["task defaults (default size / --full):"]
+  for t in _tasks.TASKS.values():
+    lines.append(
+        f"  {t.name:<19} lr {t.learning_rate:g}, c2 {t.c2:g}; "
+        f"{t.default.seeds} random seeds x {t.default.steps} steps / "
+        f"{t.full.seeds} x {t.full.steps}"
+        + (f"; optimizers {','.join(t.optimizers)}" if t.optimizers else ""))
+  lines.append(f"  {SWEEP:<19} the --sweep-task's sizes; c2 grid "
+               f"{','.join(f'{c:g}' for c in SWEEP_GRID)}; optimizer "
+               f"{SWEEP_OPTIMIZERS}")
+  return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-      prog="ladam-bench", description=__doc__.splitlines()[0],
+      prog="ladam-bench", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter,
-      epilog="tasks: " + ", ".join(list(_tasks.TASKS) + [SWEEP]))
-  p.add_argument("task", choices=list(_tasks.TASKS) + [SWEEP])
-  p.add_argument("--seeds", type=_positive, help="number of seeds")
-  p.add_argument("--steps", type=_positive, help="training steps per seed")
+      epilog=_task_defaults())
+  p.add_argument("task", nargs="?", choices=list(_tasks.TASKS) + [SWEEP],
+                 help="the task to run (see --list)")
+  p.add_argument("--list", action="store_true",
+                 help="print every task with a one-line description and exit")
+  p.add_argument("--seeds", type=_positive,
+                 help="number of random seeds (default: the task's, below)")
+  p.add_argument("--base-seed", type=int, default=0,
+                 help="the random seeds are BASE, BASE+1, ... (default 0, as "
+                 "the reference's scripts: range(20))")
+  p.add_argument("--steps", type=_positive,
+                 help="training steps per random seed (default: the task's)")
   p.add_argument("--eval-every", type=_positive,
-                 help="steps between test evaluations")
+                 help="steps between evaluations (default: the task's)")
   p.add_argument("--c2", type=_floats,
-                 help="c2 (for c2-sweep: a comma-separated grid)")
-  p.add_argument("--lr", type=float, help="learning rate (task default)")
+                 help="c2 of the Laplacian optimizers (default: the task's; "
+                 "for c2-sweep a comma-separated grid, default "
+                 f"{','.join(f'{c:g}' for c in SWEEP_GRID)})")
+  p.add_argument("--lr", type=_learning_rate,
+                 help="learning rate of every optimizer (default: the task's)")
   p.add_argument("--optimizers",
                  help="comma-separated, from: " + ", ".join(
-                     _optimizers.OPTIMIZERS) + " (baselines are added; "
-                 f"default {','.join(_optimizers.DEFAULT_OPTIMIZERS)}, for "
-                 f"c2-sweep {SWEEP_OPTIMIZERS})")
+                     _optimizers.OPTIMIZERS) + "; each one's baseline is "
+                 f"added (default {','.join(_optimizers.DEFAULT_OPTIMIZERS)} "
+                 "or the task's own, below; for c2-sweep "
+                 f"{SWEEP_OPTIMIZERS})")
   p.add_argument("--sweep-task", default="cnn-denoise",
-                 choices=list(_tasks.TASKS), help="the task c2-sweep runs")
+                 choices=list(_tasks.TASKS),
+                 help="the task c2-sweep runs (default cnn-denoise)")
+  p.add_argument("--sweep-steps", type=_positive_list,
+                 help="c2-sweep: also compare at these step counts, e.g. "
+                 "500,1000 (default: the last step only)")
+  p.add_argument("--init", choices=_torch_init.INITS, default="torch",
+                 help="initialisation: PyTorch's defaults, as the reference's "
+                 "scripts (default), or Flax's")
   size = p.add_mutually_exclusive_group()
   size.add_argument("--full", action="store_true",
-                    help="the seed's sizes: 20 seeds, full step counts")
+                    help="the reference's sizes (random seeds and steps of "
+                    "its scripts)")
   size.add_argument("--tiny", action="store_true",
                     help="a seconds-long smoke run (tests)")
   p.add_argument("--reference", choices=["torch"],
-                 help="also run the PyTorch package ladam (needs torch, ladam)")
+                 help="also run the PyTorch package ladam 0.4.1 on the same "
+                 "random seeds, data and batches (needs torch and ladam)")
   p.add_argument("--seed-batching", choices=list(_train.SEED_BATCHING),
-                 help="vmap over seeds or loop over them (task default: the "
-                 "faster on CPU)")
+                 help="vmap over random seeds or loop over them (default: "
+                 "the faster on CPU for the task)")
   add_impl_argument(p)
-  p.add_argument("--base-seed", type=int, default=0)
-  p.add_argument("--out", default="bench-results", help="output directory")
-  p.add_argument("--no-plot", action="store_true")
+  p.add_argument("--out", default=DEFAULT_OUT,
+                 help=f"output directory (default ./{DEFAULT_OUT})")
+  p.add_argument("--no-plot", action="store_true", help="write no PNG")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   return p
 
@@ -111,16 +168,27 @@ def _size(task: _tasks.Task, args) -> _tasks.Size:
   if args.eval_every:
     changes["eval_every"] = args.eval_every
   size = dataclasses.replace(size, **changes)
+  size = dataclasses.replace(size, options=dict(size.options, init=args.init))
   if size.eval_every > size.steps:
     size = dataclasses.replace(size, eval_every=size.steps)
   return size
 
 
-def _runs(task, args, parser):
-  """(run name, baseline, label, optimizer factory, c2) for every run."""
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One optimizer run: its name, baseline, label, factory, lr and c2."""
+  name: str
+  baseline: Optional[str]
+  label: str
+  make: object
+  lr: float
+  c2: float
+
+
+def _runs(task, args, parser) -> list[Run]:
   spec = args.optimizers or (
       SWEEP_OPTIMIZERS if args.task == SWEEP
-      else ",".join(_optimizers.DEFAULT_OPTIMIZERS))
+      else ",".join(task.optimizers or _optimizers.DEFAULT_OPTIMIZERS))
   try:
     names = _optimizers.parse_optimizers(spec)
   except ValueError as e:
@@ -132,18 +200,33 @@ def _runs(task, args, parser):
     for name in names:
       opt = _optimizers.OPTIMIZERS[name]
       if opt.baseline is None:
-        runs.append((name, None, opt.label, opt.make, lr, 0.0))
+        runs.append(Run(name, None, opt.label, opt.make, lr, 0.0))
         continue
       for c2 in grid:
-        runs.append((f"{name} c2={c2:g}", opt.baseline, f"{opt.label} c2={c2:g}",
-                     opt.make, lr, c2))
+        runs.append(Run(_sweep.cell_name(name, c2), opt.baseline,
+                        f"{opt.label} c2={c2:g}", opt.make, lr, c2))
     return runs
   if args.c2 is not None and len(args.c2) != 1:
     parser.error("--c2 takes one value for this task (a grid only for "
                  "c2-sweep)")
   c2 = task.c2 if args.c2 is None else args.c2[0]
-  return [(n, _optimizers.OPTIMIZERS[n].baseline, _optimizers.OPTIMIZERS[n].label,
-           _optimizers.OPTIMIZERS[n].make, lr, c2) for n in names]
+  return [Run(n, _optimizers.OPTIMIZERS[n].baseline,
+              _optimizers.OPTIMIZERS[n].label, _optimizers.OPTIMIZERS[n].make,
+              lr, c2) for n in names]
+
+
+def _check_out(out: str, parser) -> None:
+  """Fails now, not after training, if ``out`` cannot take the results."""
+  if os.path.exists(out) and not os.path.isdir(out):
+    parser.error(f"--out {out!r} exists and is not a directory")
+  try:
+    os.makedirs(out, exist_ok=True)
+    probe = os.path.join(out, ".ladam-bench-write-test")
+    with open(probe, "w", encoding="utf-8"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    parser.error(f"--out {out!r} is not a writable directory: {e}")
 
 
 def _progress_bar(total: int, quiet: bool):
@@ -156,64 +239,88 @@ def _progress_bar(total: int, quiet: bool):
   return tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
+def list_tasks() -> str:
+  lines = [f"{t.name:<19} {t.description.split(';')[0]}"
+           for t in _tasks.TASKS.values()]
+  lines.append(f"{SWEEP:<19} c2 (and optionally step count) sweep of "
+               "LAdam over any task, with a held-out estimate of the best "
+               "cell")
+  return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
+  if args.list:
+    print(list_tasks())
+    return 0
+  if args.task is None:
+    parser.error("a task is required (see --list)")
+  if args.sweep_steps and args.task != SWEEP:
+    parser.error("--sweep-steps is for c2-sweep only")
   task = _tasks.get_task(args.sweep_task if args.task == SWEEP else args.task)
   size = _size(task, args)
+  if args.sweep_steps and max(args.sweep_steps) > size.steps:
+    parser.error(f"--sweep-steps {max(args.sweep_steps)} is beyond --steps "
+                 f"{size.steps}")
   runs = _runs(task, args, parser)
+  for run in runs:  # invalid hyperparameters fail here, before any training
+    try:
+      run.make(run.lr, run.c2, impl=args.impl, total_steps=size.steps)
+    except ValueError as e:
+      parser.error(f"{run.name}: {e}")
   reference = []
   if args.reference == "torch":
     from ladam_jax.bench import _torch_reference  # pylint: disable=import-outside-toplevel
     reference = _torch_reference.reference_runs(task, runs, parser)
+  _check_out(args.out, parser)
+  sweep_steps = args.sweep_steps or [size.steps]
 
   total = size.seeds * size.steps * (len(runs) + len(reference))
   bar = _progress_bar(total, args.quiet)
-  results, baselines, labels = [], {}, {}
+  results, baselines, labels, settings = [], {}, {}, {}
   t0 = time.perf_counter()
   prepared = _train.prepare(task, size, args.base_seed)
-  for name, base, label, make, lr, c2 in runs:
+  for run in runs:
     if bar is not None:
-      bar.set_description(name)
+      bar.set_description(run.name)
     results.append(_train.train_seeds(
-        task, size, make(lr, c2, impl=args.impl), name=name, base_seed=args.base_seed,
+        task, size,
+        run.make(run.lr, run.c2, impl=args.impl, total_steps=size.steps),
+        name=run.name,
         seed_batching=args.seed_batching, prepared=prepared,
-        progress=bar.update if bar is not None else None))
-    baselines[name], labels[name] = base, label
-  for name, base, label, fn in reference:
+        progress=bar.update if bar is not None else None,
+        eval_steps=sweep_steps))
+    baselines[run.name], labels[run.name] = run.baseline, run.label
+    settings[run.name] = {"lr": run.lr, "c2": run.c2}
+  for name, base, label, fn, lr, c2 in reference:
     if bar is not None:
       bar.set_description(name)
-    results.append(fn(size, prepared,
-                      bar.update if bar is not None else None))
+    results.append(fn(size, prepared, bar.update if bar is not None else None,
+                      sweep_steps))
     baselines[name], labels[name] = base, label
+    settings[name] = {"lr": lr, "c2": c2}
   if bar is not None:
     bar.close()
 
-  title = f"ladam-bench {args.task}" + (
-      f" ({task.name})" if args.task == SWEEP else "")
-  c2_text = ("c2 grid " + ", ".join(f"{r[5]:g}" for r in runs if r[1])
-             if args.task == SWEEP else f"c2 = {runs[-1][5]:g}")
-  header = "\n".join([
-      f"{task.description}.",
-      "",
-      f"{size.seeds} seeds × {size.steps} steps, {c2_text}; final "
-      f"{task.metric}. Paired: the same initialisation and batches per seed; "
-      "win = better than the baseline by > 0.1 %; Wilcoxon signed-rank, "
-      "two-sided.",
-      f"Seed page claim: {task.seed_claim or '—'}.",
-      f"Run: `ladam-bench {' '.join(argv if argv is not None else sys.argv[1:])}`"
-      f" — JAX {jax.__version__} on {jax.default_backend()} "
-      f"({platform.machine()}), {time.perf_counter() - t0:.0f} s.",
-  ])
-  table = _report.markdown_table(task, results, baselines, labels)
-  stem = args.task
-  md_path = f"{args.out}/{stem}.md"
-  _report.write_markdown(md_path, title, header, table)
-  print(f"\n## {title}\n\n{header}\n\n{table}\n")
-  print(f"wrote {md_path}")
+  command = "ladam-bench " + " ".join(
+      argv if argv is not None else sys.argv[1:])
+  report = _report.Report(
+      task=task, title=f"ladam-bench {args.task}" + (
+          f" ({task.name})" if args.task == SWEEP else ""),
+      stem=(f"{SWEEP}-{task.name}" if args.task == SWEEP else args.task),
+      size=size, seeds=prepared.seeds.tolist(),
+      results=results, baselines=baselines, labels=labels, settings=settings,
+      command=command, seconds=time.perf_counter() - t0, init=args.init,
+      sweep=(_sweep.analyze(
+          task, [r for r in results if not r.name.startswith("torch-")],
+          baselines, settings, sweep_steps) if args.task == SWEEP else None))
+  md_path, json_path = report.write(args.out)
+  print(f"\n{report.markdown()}")
+  print(f"wrote {md_path}\nwrote {json_path}")
   if not args.no_plot:
-    png = f"{args.out}/{stem}.png"
-    if _report.plot(png, task, results, baselines, labels):
+    png = os.path.join(args.out, f"{report.stem}.png")
+    if _report.plot(png, report):
       print(f"wrote {png}")
     else:
       print("matplotlib is not installed: no plot (pip install "

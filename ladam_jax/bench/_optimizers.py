@@ -1,9 +1,12 @@
 """The optimizers ``ladam-bench`` compares, each paired with its baseline.
 
 Every entry builds an ``optax.GradientTransformation`` from the task's
-learning rate, c2 and a Laplacian implementation (``impl``, None for
-:func:`ladam_jax.default_laplacian_impl`; the two Optax optimizers ignore
-it).
+learning rate, c2, a Laplacian implementation (``impl``, None for
+:func:`ladam_jax.default_laplacian_impl`; the Optax optimizers ignore it) and
+the run's number of steps (``total_steps``, for the Chi-Anneal entries:
+``-chi`` anneals the learning rate as the reference's
+``ChiAnnealScheduler`` does, ``-c2chi`` anneals c2 as its workshop paper
+describes).
 The Laplacian variants are compared with the plain
 optimizer they extend (``baseline``), on the same seeds.
 """
@@ -17,6 +20,7 @@ import optax
 
 from ladam_jax import _aliases
 from ladam_jax import _laprop
+from ladam_jax import _schedules
 from ladam_jax import _vradam
 
 __all__ = ["BenchOptimizer", "OPTIMIZERS", "DEFAULT_OPTIMIZERS",
@@ -27,48 +31,74 @@ __all__ = ["BenchOptimizer", "OPTIMIZERS", "DEFAULT_OPTIMIZERS",
 class BenchOptimizer:
   name: str
   label: str
-  # make(lr, c2, impl=None)
+  # make(lr, c2, impl=None, total_steps=None)
   make: Callable[..., optax.GradientTransformation]
   baseline: Optional[str] = None  # the plain counterpart, for paired stats
 
 
-def _vradam_plain(lr, c2, impl=None):
-  del c2
+def _vradam_plain(lr, c2, impl=None, total_steps=None):
+  del c2, total_steps
   return _vradam.vradam(lr, c2=0.0, impl=impl)
+
+
+def _chi(value, total_steps):
+  if total_steps is None:
+    raise ValueError("the Chi-Anneal optimizers need `total_steps`.")
+  return _schedules.chi_anneal_schedule(value, total_steps)
 
 
 OPTIMIZERS = {o.name: o for o in (
     BenchOptimizer("adam", "Adam (optax.adam)",
-                   lambda lr, c2, impl=None: optax.adam(lr)),
-    BenchOptimizer("ladam", "LAdam (floor eps, the package)",
-                   lambda lr, c2, impl=None: _aliases.ladam(
+                   lambda lr, c2, impl=None, total_steps=None: optax.adam(lr)),
+    BenchOptimizer("ladam", "LAdam (floor eps, package)",
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
                        lr, c2=c2, impl=impl), "adam"),
-    BenchOptimizer("ladam-floor0", "LAdam (floor 0, the seed scripts)",
-                   lambda lr, c2, impl=None: _aliases.ladam(
+    BenchOptimizer("ladam-floor0", "LAdam (floor 0, scripts)",
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
                        lr, c2=c2, variance_floor=0.0, impl=impl), "adam"),
     BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
-                   lambda lr, c2, impl=None: optax.rmsprop(lr, decay=0.99,
+                   lambda lr, c2, impl=None, total_steps=None: optax.rmsprop(lr, decay=0.99,
                                                            eps_in_sqrt=False)),
     BenchOptimizer("lrmsprop", "LRMSProp",
-                   lambda lr, c2, impl=None: _aliases.lrmsprop(
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.lrmsprop(
                        lr, c2=c2, impl=impl), "rmsprop"),
     BenchOptimizer("adagrad", "AdaGrad (ladagrad c2=0)",
-                   lambda lr, c2, impl=None: _aliases.ladagrad(
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladagrad(
                        lr, c2=0.0, impl=impl)),
     BenchOptimizer("ladagrad", "LAdaGrad",
-                   lambda lr, c2, impl=None: _aliases.ladagrad(
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladagrad(
                        lr, c2=c2, impl=impl), "adagrad"),
     BenchOptimizer("laprop", "LaProp",
-                   lambda lr, c2, impl=None: _laprop.laprop(
+                   lambda lr, c2, impl=None, total_steps=None: _laprop.laprop(
                        lr, eps=1e-15, c2=0.0, impl=impl)),
     BenchOptimizer("llaprop", "LaProp + Laplacian",
-                   lambda lr, c2, impl=None: _laprop.laprop(
+                   lambda lr, c2, impl=None, total_steps=None: _laprop.laprop(
                        lr, eps=1e-15, c2=c2, impl=impl), "laprop"),
     BenchOptimizer("vradam", "VRAdam (beta3 1, cutoff 10)", _vradam_plain,
                    "adam"),
     BenchOptimizer("lvradam", "VRAdam + Laplacian",
-                   lambda lr, c2, impl=None: _vradam.vradam(
+                   lambda lr, c2, impl=None, total_steps=None: _vradam.vradam(
                        lr, c2=c2, impl=impl), "vradam"),
+    # Chi-Anneal on the learning rate (the package's ChiAnnealScheduler):
+    # a 2 x 2 design separates the schedule's effect from the Laplacian's.
+    BenchOptimizer("adam-chi", "Adam, Chi-Anneal lr",
+                   lambda lr, c2, impl=None, total_steps=None: optax.adam(
+                       _chi(lr, total_steps)), "adam"),
+    BenchOptimizer("ladam-chi", "LAdam (floor eps), Chi-Anneal lr",
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                       _chi(lr, total_steps), c2=c2, impl=impl), "adam-chi"),
+    BenchOptimizer("ladam-floor0-chi", "LAdam (floor 0), Chi-Anneal lr",
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                       _chi(lr, total_steps), c2=c2, variance_floor=0.0,
+                       impl=impl), "adam-chi"),
+    # Chi-Anneal on c2 (the workshop paper's formula), constant lr.
+    BenchOptimizer("ladam-c2chi", "LAdam (floor eps), Chi-Anneal c2",
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                       lr, c2=_chi(c2, total_steps), impl=impl), "adam"),
+    BenchOptimizer("ladam-floor0-c2chi", "LAdam (floor 0), Chi-Anneal c2",
+                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                       lr, c2=_chi(c2, total_steps), variance_floor=0.0,
+                       impl=impl), "adam"),
 )}
 
 DEFAULT_OPTIMIZERS = ("adam", "ladam", "ladam-floor0")
@@ -83,10 +113,14 @@ def parse_optimizers(spec: str) -> list[str]:
           f"Unknown optimizer {name!r} in --optimizers: choose from "
           f"{tuple(OPTIMIZERS)}.")
   out = []
-  for name in names:
+
+  def add(name):  # baselines first, recursively (ladam-chi → adam-chi → adam)
     base = OPTIMIZERS[name].baseline
     if base is not None and base not in out and base not in names:
-      out.append(base)
+      add(base)
     if name not in out:
       out.append(name)
+
+  for name in names:
+    add(name)
   return out

@@ -1,121 +1,60 @@
-"""The benchmark tasks of ``ladam-bench``: models, data, losses and metrics.
+"""The tasks of ``ladam-bench``: each one experiment behind the reference's table.
 
-Every task is a set of pure functions of one seed, so that the runner can
-``jax.vmap`` them over seeds:
-
-- ``setup(key, size) -> (params, data)``: the initial Flax parameters and the
-  seed's data set (training and test arrays);
-- ``loss(params, data, key) -> scalar``: the training loss on the minibatch
-  drawn with ``key`` (the same keys for every optimizer, so the batches match);
-- ``evaluate(params, data) -> scalar``: the test metric.
-
-The tasks follow the experiments of the seed page (``ladam`` 0.4.1 on PyPI);
-where the page does not pin a detail, the choice is written in the task's
-docstring.
+Each task mirrors one experiment script of the reference (``ladam`` 0.4.1,
+``experiment_scripts/`` of its sdist) or one row of its results table; the
+task's ``reference`` text says which, and what could not be tied to a
+script. The framework (random streams, batches, :class:`Task`) is in
+:mod:`ladam_jax.bench._task`, the models in :mod:`~ladam_jax.bench._nets`,
+the data in :mod:`~ladam_jax.bench._data`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Task", "Size", "TASKS", "get_task", "sample_indices"]
+from ladam_jax.bench import _data
+from ladam_jax.bench import _nets
+from ladam_jax.bench import _task
+# Re-exported: the runner and the tests reach the framework through here.
+from ladam_jax.bench._task import (BATCH, DATA, INIT, SAMPLINGS, Size, Task,
+                                   batch_indices, stream_key)
 
-
-@dataclasses.dataclass(frozen=True)
-class Size:
-  """The sizes of one run: seeds, steps and the model/data sizes."""
-  seeds: int
-  steps: int
-  eval_every: int
-  options: dict = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-  """One benchmark task (see the module docstring)."""
-  name: str
-  description: str
-  metric: str
-  higher_is_better: bool
-  learning_rate: float
-  c2: float
-  setup: Callable[[jax.Array, Size], tuple[Any, Any]]
-  loss: Callable[[Any, Any, jax.Array, Size], jax.Array]
-  evaluate: Callable[[Any, Any, Size], jax.Array]
-  default: Size
-  full: Size
-  tiny: Size
-  seed_claim: str = ""
-  seed_batching: str = "vmap"  # or 'loop' (see _train: which is faster)
-
-
-def sample_indices(key, n_total, batch):
-  """The minibatch of one step: ``batch`` distinct indices of ``n_total``."""
-  return jax.random.choice(key, n_total, (batch,), replace=False)
-
-
-def _minibatch(data, key, size):
-  """``(x, y)`` of the training minibatch drawn with ``key``."""
-  x, y = data["train"]
-  idx = sample_indices(key, x.shape[0], size.options["batch"])
-  return x[idx], y[idx]
+__all__ = ["TASKS", "get_task", "Task", "Size", "stream_key",
+           "batch_indices", "SAMPLINGS", "DATA", "INIT", "BATCH"]
 
 
 # ----------------------------------------------------------------------------
-# cnn-denoise
+# cnn-denoise: experiment_scripts/_cnn_test.py, run_denoising
 # ----------------------------------------------------------------------------
 
 
-class DenoiseCNN(nn.Module):
-  """1-D CNN 1→32 (k7) → 32 (k5) → 32 (k5) → 1 (k3), ReLU, 'SAME' padding."""
-  channels: int = 32
-
-  @nn.compact
-  def __call__(self, x):
-    for features, k in ((self.channels, 7), (self.channels, 5),
-                        (self.channels, 5)):
-      x = nn.relu(nn.Conv(features, (k,), padding="SAME")(x))
-    return nn.Conv(1, (3,), padding="SAME")(x)
+def _denoise_model(size):
+  return _nets.DenoiseCNN(size.options["channels"], _task.init_scheme(size))
 
 
-def _sinusoids(key, n, length, noise):
-  """Sums of five random sinusoids (the seed's signals) plus Gaussian noise."""
-  k1, k2, k3, k4 = jax.random.split(key, 4)
-  t = jnp.linspace(0.0, 1.0, length)
-  freq = jax.random.uniform(k1, (n, 5, 1), minval=1.0, maxval=10.0)
-  phase = jax.random.uniform(k2, (n, 5, 1), maxval=2 * jnp.pi)
-  amp = jax.random.uniform(k3, (n, 5, 1), minval=0.2, maxval=1.0)
-  clean = jnp.sum(amp * jnp.sin(2 * jnp.pi * freq * t + phase), axis=1)
-  noisy = clean + noise * jax.random.normal(k4, clean.shape)
-  return noisy[..., None], clean[..., None]
-
-
-def _denoise_setup(key, size):
+def _denoise_setup(seed, size):
   o = size.options
-  kt, ke, ki = jax.random.split(key, 3)
-  train = _sinusoids(kt, o["n_train"], o["length"], o["noise"])
-  test = _sinusoids(ke, o["n_test"], o["length"], o["noise"])
-  params = DenoiseCNN(o["channels"]).init(ki, train[0][:1])
+  train = _data.sinusoid_signals(stream_key(seed, DATA), o["n_train"], o["length"],
+                           o["noise"])
+  test = _data.sinusoid_signals(stream_key(seed + 10000, DATA), o["n_test"],
+                          o["length"], o["noise"])
+  params = _denoise_model(size).init(stream_key(seed, INIT), train[0][:1])
   return params, {"train": train, "test": test}
 
 
-def _denoise_loss(params, data, key, size):
-  x, y = _minibatch(data, key, size)
-  pred = DenoiseCNN(size.options["channels"]).apply(params, x)
-  return jnp.mean((pred - y) ** 2)
+def _denoise_loss(params, data, idx, size):
+  x, y = data["train"]
+  return _task.mse(_denoise_model(size).apply(params, x[idx]), y[idx])
 
 
 def _denoise_eval(params, data, size):
   x, y = data["test"]
-  pred = DenoiseCNN(size.options["channels"]).apply(params, x)
-  return jnp.mean((pred - y) ** 2)
+  mse = _task.mse(_denoise_model(size).apply(params, x), y)
+  return {"test MSE": mse, "test RMSE": jnp.sqrt(mse)}
 
 
 _DENOISE = dict(n_train=200, n_test=100, length=256, noise=0.3, batch=32,
@@ -124,13 +63,17 @@ _DENOISE = dict(n_train=200, n_test=100, length=256, noise=0.3, batch=32,
 CNN_DENOISE = Task(
     name="cnn-denoise",
     description=("1-D CNN denoiser (1→32 k7, 32→32 k5, 32→32 k5, 32→1 k3, "
-                 "ReLU) on sums of five random sinusoids, length 256, "
-                 "Gaussian noise 0.3; 200 train / 100 test signals per seed, "
-                 "batch 32, lr 1e-3"),
+                 "ReLU, PyTorch's default init) on sums of five sinusoids "
+                 "(integer frequency 1-9, t in [0, 2π], length 256) plus "
+                 "Gaussian noise 0.3; per random seed 200 training signals "
+                 "and 100 test signals (test set from seed + 10000); batches "
+                 "of 32 drawn with replacement; lr 1e-3"),
     metric="test MSE",
+    metrics=("test MSE", "test RMSE"),
     higher_is_better=False,
     learning_rate=1e-3,
     c2=1e-3,
+    sampling="randint",
     setup=_denoise_setup,
     loss=_denoise_loss,
     evaluate=_denoise_eval,
@@ -139,54 +82,46 @@ CNN_DENOISE = Task(
     tiny=Size(seeds=2, steps=4, eval_every=2,
               options=dict(_DENOISE, n_train=16, n_test=8, length=32,
                            batch=8, channels=4)),
-    seed_claim="test MSE 0.0138 → 0.0135 (−2.2 %, 80 % win rate, 20 seeds)",
+    reference=("experiment_scripts/_cnn_test.py (run_denoising: c2 1e-3, 300 "
+               "steps, 32 channels, noise 0.3, random seeds 0-19). The script "
+               "prints test RMSE; the table's 'test MSE' 0.0138 is the square "
+               "of its mean Adam RMSE (0.1175). Its LAdam floors the smoothed "
+               "variance at 0 (ladam-floor0 here), not at eps as the package"),
+    claim="test MSE 0.0138 → 0.0135 (−2.2 %, 80 % win rate, 20 random seeds)",
     seed_batching="loop",
 )
 
 
 # ----------------------------------------------------------------------------
-# pinn-wave
+# pinn-wave: experiment_scripts/_true_pinn_test.py, train_true_pinn
 # ----------------------------------------------------------------------------
 
 
-class TanhMLP(nn.Module):
-  """``in → width × depth (tanh) → out``."""
-  width: int
-  depth: int
-  out: int = 1
-
-  @nn.compact
-  def __call__(self, x):
-    for _ in range(self.depth):
-      x = jnp.tanh(nn.Dense(self.width)(x))
-    return nn.Dense(self.out)(x)
-
-
 def _wave_model(size):
-  return TanhMLP(size.options["width"], size.options["depth"])
+  return _nets.TanhMLP(size.options["width"], size.options["depth"],
+                 init_scheme=_task.init_scheme(size))
 
 
-def _wave_setup(key, size):
+def _wave_setup(seed, size):
   o = size.options
-  kf, kb, kc, ki = jax.random.split(key, 4)
-  interior = jax.random.uniform(kf, (o["n_interior"], 2))  # (x, t)
-  nb = o["n_boundary"]
-  tb = jax.random.uniform(kb, (nb,))
-  boundary = jnp.concatenate([
-      jnp.stack([jnp.zeros(nb // 2), tb[:nb // 2]], -1),
-      jnp.stack([jnp.ones(nb - nb // 2), tb[nb // 2:]], -1)])
-  initial = jnp.stack([jax.random.uniform(kc, (o["n_initial"],)),
-                       jnp.zeros(o["n_initial"])], -1)
+  kx, kt, kb, kc = jax.random.split(stream_key(seed, DATA), 4)
+  interior = jnp.concatenate([jax.random.uniform(kx, (o["n_interior"], 1)),
+                              jax.random.uniform(kt, (o["n_interior"], 1))], 1)
+  t_bc = jax.random.uniform(kb, (o["n_boundary"], 1))
+  x_ic = jax.random.uniform(kc, (o["n_initial"], 1))
   g = jnp.linspace(0.0, 1.0, o["grid"])
   xx, tt = jnp.meshgrid(g, g, indexing="ij")
-  grid = jnp.stack([xx.ravel(), tt.ravel()], -1)
-  params = _wave_model(size).init(ki, interior[:1])
-  return params, {"interior": interior, "boundary": boundary,
-                  "initial": initial, "grid": grid}
+  params = _wave_model(size).init(stream_key(seed, INIT), interior[:1])
+  return params, {
+      "interior": interior,
+      "boundary0": jnp.concatenate([jnp.zeros_like(t_bc), t_bc], 1),
+      "boundary1": jnp.concatenate([jnp.ones_like(t_bc), t_bc], 1),
+      "initial": jnp.concatenate([x_ic, jnp.zeros_like(x_ic)], 1),
+      "grid": jnp.stack([xx.ravel(), tt.ravel()], -1)}
 
 
-def _wave_loss(params, data, key, size):
-  del key  # full batch
+def _wave_loss(params, data, idx, size):
+  del idx  # full batch
   model = _wave_model(size)
 
   def u(z):
@@ -197,238 +132,443 @@ def _wave_loss(params, data, key, size):
     return hess[1, 1] - hess[0, 0]  # u_tt − u_xx
 
   pde = jnp.mean(jax.vmap(residual)(data["interior"]) ** 2)
-  bc = jnp.mean(model.apply(params, data["boundary"]) ** 2)
+  bc = (jnp.mean(model.apply(params, data["boundary0"]) ** 2)
+        + jnp.mean(model.apply(params, data["boundary1"]) ** 2))
   x0 = data["initial"]
-  ic_u = model.apply(params, x0)[:, 0] - jnp.sin(jnp.pi * x0[:, 0])
-  ic_ut = jax.vmap(lambda z: jax.grad(u)(z)[1])(x0)
-  ic = jnp.mean(ic_u ** 2) + jnp.mean(ic_ut ** 2)
-  return pde + 10.0 * bc + 10.0 * ic
+  ic_u = _task.mse(model.apply(params, x0)[:, 0], jnp.sin(jnp.pi * x0[:, 0]))
+  ic_ut = jnp.mean(jax.vmap(lambda z: jax.grad(u)(z)[1])(x0) ** 2)
+  lam = size.options["lam"]
+  return pde + lam * bc + lam * (ic_u + ic_ut)
 
 
 def _wave_eval(params, data, size):
   z = data["grid"]
   exact = jnp.sin(jnp.pi * z[:, 0]) * jnp.cos(jnp.pi * z[:, 1])
   pred = _wave_model(size).apply(params, z)[:, 0]
-  return jnp.sqrt(jnp.sum((pred - exact) ** 2) / jnp.sum(exact ** 2))
+  mse = _task.mse(pred, exact)
+  return {"grid RMSE": jnp.sqrt(mse), "grid MSE": mse,
+          "relative L2": jnp.sqrt(jnp.sum((pred - exact) ** 2)
+                                  / jnp.sum(exact ** 2))}
 
 
-_WAVE = dict(width=128, depth=4, n_interior=1000, n_boundary=100,
-             n_initial=100, grid=50)
+_WAVE = dict(width=128, depth=4, n_interior=500, n_boundary=50,
+             n_initial=100, grid=50, lam=10.0)
 
 PINN_WAVE = Task(
     name="pinn-wave",
-    description=("PINN for u_tt = u_xx on [0,1]², u(0,t)=u(1,t)=0, "
-                 "u(x,0)=sin(πx), u_t(x,0)=0 (exact sin(πx)cos(πt)); tanh MLP "
-                 "2→128×4→1; loss PDE + 10·BC + 10·IC on fixed random "
-                 "collocation points (1000 interior, 100 boundary, 100 initial "
-                 "per seed), full batch, lr 1e-3; metric: relative L2 error "
-                 "on a 50×50 grid"),
-    metric="relative L2 error",
+    description=("PINN for u_tt = u_xx on [0,1]², u(0,t) = u(1,t) = 0, "
+                 "u(x,0) = sin(πx), u_t(x,0) = 0 (exact sin(πx)cos(πt)); "
+                 "tanh MLP 2→128×4→1 (PyTorch's default init); loss "
+                 "PDE + 10·(BC at x=0 + BC at x=1) + 10·(IC + IC_t) on fixed "
+                 "random points per random seed (500 interior, 50 boundary "
+                 "times, 100 initial), full batch, lr 1e-3; metric: RMSE "
+                 "against the exact solution on a 50×50 grid"),
+    metric="grid RMSE",
+    metrics=("grid RMSE", "grid MSE", "relative L2"),
     higher_is_better=False,
     learning_rate=1e-3,
     c2=1e-5,
+    sampling="full",
     setup=_wave_setup,
     loss=_wave_loss,
     evaluate=_wave_eval,
-    default=Size(seeds=4, steps=300, eval_every=50,
-                 options=dict(_WAVE, n_interior=256, n_boundary=64,
-                              n_initial=64)),
-    full=Size(seeds=20, steps=5000, eval_every=250, options=_WAVE),
+    default=Size(seeds=4, steps=500, eval_every=50, options=_WAVE),
+    full=Size(seeds=20, steps=1000, eval_every=50, options=_WAVE),
     tiny=Size(seeds=2, steps=4, eval_every=2,
               options=dict(_WAVE, width=8, depth=2, n_interior=16,
                            n_boundary=8, n_initial=8, grid=5)),
-    seed_claim=("MSE 0.00105 → 0.000387 (−63 %, 70 % win rate, 20 seeds); "
-                "later on the page: L2 0.0067 ± 0.0015 → 0.0066 ± 0.0010 "
-                "(3 seeds, 5000 steps, best L2 per seed)"),
+    reference=("experiment_scripts/_true_pinn_test.py (train_true_pinn, "
+               "hidden 128, lr 1e-3, random seeds 0-19; it sweeps c2 1e-6 … "
+               "1e-3 × 500 and 1000 steps and prints only win rates and mean "
+               "changes). Its metric is the RMSE on the grid (it names it "
+               "'l2_error'); the table calls its numbers 'MSE'. The table's "
+               "0.00105 → 0.000387 cannot be tied to a cell of the script: "
+               "no committed output holds them. Its LAdam floors at 0"),
+    claim=("MSE 0.00105 → 0.000387 (−63.3 %, 70 % win rate, 20 random "
+           "seeds); the package README: L2 0.0067 ± 0.0015 → 0.0066 ± 0.0010 "
+           "(3 random seeds, 5000 steps, best L2 per seed)"),
 )
 
 
 # ----------------------------------------------------------------------------
-# transformer-digits
+# image-transformer: the FashionMNIST transformer row (no script in the sdist)
 # ----------------------------------------------------------------------------
-
-
-class Block(nn.Module):
-  """Pre-norm transformer block; q, k, v, out are separate Dense kernels."""
-  dim: int
-  heads: int
-
-  @nn.compact
-  def __call__(self, x):
-    b, n, d = x.shape
-    hd = self.dim // self.heads
-    h = nn.LayerNorm(name="norm1")(x)
-    q, k, v = (nn.Dense(self.dim, name=name)(h).reshape(b, n, self.heads, hd)
-               for name in ("query", "key", "value"))
-    att = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(hd))
-    o = jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, n, d)
-    x = x + nn.Dense(self.dim, name="out")(o)
-    h = nn.LayerNorm(name="norm2")(x)
-    h = nn.Dense(2 * self.dim, name="mlp_in")(h)
-    return x + nn.Dense(self.dim, name="mlp_out")(nn.gelu(h))
-
-
-class DigitsTransformer(nn.Module):
-  """8×8 digit images as 16 patches of 2×2 pixels → transformer → 10 classes."""
-  dim: int
-  heads: int
-  layers: int
-
-  @nn.compact
-  def __call__(self, images):
-    b = images.shape[0]
-    patches = images.reshape(b, 4, 2, 4, 2).transpose(0, 1, 3, 2, 4)
-    x = nn.Dense(self.dim, name="patch_embed")(patches.reshape(b, 16, 4))
-    pos = self.param("pos_embed", nn.initializers.normal(0.02), (16, self.dim))
-    x = x + pos
-    for i in range(self.layers):
-      x = Block(self.dim, self.heads, name=f"block_{i}")(x)
-    x = nn.LayerNorm(name="norm_out")(x).mean(axis=1)
-    return nn.Dense(10, name="head")(x)
-
-
-def _digits_arrays():
-  try:
-    from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
-  except ImportError as e:  # pragma: no cover
-    raise ImportError(
-        "transformer-digits needs scikit-learn (its bundled digits data set): "
-        "pip install 'ladam-jax[examples]'") from e
-  digits = load_digits()
-  images = (digits.images / 16.0).astype(np.float32)
-  return jnp.asarray(images), jnp.asarray(digits.target.astype(np.int32))
 
 
 def _digits_model(size):
   o = size.options
-  return DigitsTransformer(o["dim"], o["heads"], o["layers"])
+  return _nets.DigitsTransformer(o["dim"], o["heads"], o["layers"], _task.init_scheme(size))
 
 
-def _digits_setup(key, size):
-  images, labels = _digits_arrays()
+def _digits_setup(seed, size):
+  n_train = size.options["n_train"]
+  images, labels = (jnp.asarray(a) for a in _data.digits_arrays())
   images = images[:size.options["n_total"]]
   labels = labels[:size.options["n_total"]]
-  kp, ki = jax.random.split(key)
-  perm = jax.random.permutation(kp, images.shape[0])
-  n_test = images.shape[0] // 5
-  test, train = perm[:n_test], perm[n_test:]
-  params = _digits_model(size).init(ki, images[:1])
+  perm = jax.random.permutation(stream_key(seed, DATA), images.shape[0])
+  train, test = perm[:n_train], perm[n_train:]
+  params = _digits_model(size).init(stream_key(seed, INIT), images[:1])
   return params, {"train": (images[train], labels[train]),
                   "test": (images[test], labels[test])}
 
 
-def _digits_loss(params, data, key, size):
-  x, y = _minibatch(data, key, size)
-  logits = _digits_model(size).apply(params, x)
+def _digits_loss(params, data, idx, size):
+  x, y = data["train"]
+  logits = _digits_model(size).apply(params, x[idx])
   return jnp.mean(
-      -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], -1))
+      -jnp.take_along_axis(jax.nn.log_softmax(logits), y[idx][:, None], -1))
 
 
 def _digits_eval(params, data, size):
   x, y = data["test"]
   logits = _digits_model(size).apply(params, x)
-  return 100.0 * jnp.mean(jnp.argmax(logits, -1) == y)
+  return {"test accuracy %": 100.0 * jnp.mean(jnp.argmax(logits, -1) == y)}
 
 
-_DIGITS = dict(dim=64, heads=4, layers=2, batch=64, n_total=1797)
+_DIGITS = dict(dim=128, heads=4, layers=2, batch=64, n_total=1797,
+               n_train=1437)
+_DIGIT_EPOCH = 1437 // 64  # 22 steps
 
-TRANSFORMER_DIGITS = Task(
-    name="transformer-digits",
-    description=("transformer classifier (16 patches of 2×2 pixels, 4 heads, "
-                 "2 pre-norm layers, separate q/k/v/out Dense kernels) on "
-                 "scikit-learn's bundled 8×8 digits (1797 images, a random "
-                 "80/20 split per seed), batch 64, lr 1e-3. The seed used "
-                 "FashionMNIST, which cannot be downloaded here"),
+IMAGE_TRANSFORMER = Task(
+    name="image-transformer",
+    description=("scikit-learn's bundled 8×8 digits, NOT FashionMNIST (which "
+                 "would have to be downloaded): transformer classifier, 16 "
+                 "patches of 2×2 pixels, 128-dim, 4 heads, 2 pre-norm layers "
+                 "with separate q/k/v/out Dense kernels (PyTorch's default "
+                 "init); 1437 training / 360 test images, a random split per "
+                 "random seed; shuffled epochs of 22 batches of 64; lr 1e-3"),
     metric="test accuracy %",
+    metrics=("test accuracy %",),
     higher_is_better=True,
     learning_rate=1e-3,
     c2=1e-4,
+    sampling="epochs",
     setup=_digits_setup,
     loss=_digits_loss,
     evaluate=_digits_eval,
-    default=Size(seeds=5, steps=400, eval_every=50, options=_DIGITS),
-    full=Size(seeds=20, steps=680, eval_every=34,  # 30 epochs of 1437
-              options=dict(_DIGITS, dim=128)),
+    default=Size(seeds=5, steps=10 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
+                 options=dict(_DIGITS, dim=64)),
+    full=Size(seeds=5, steps=30 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
+              options=_DIGITS),
     tiny=Size(seeds=2, steps=4, eval_every=2,
               options=dict(_DIGITS, dim=8, heads=2, layers=1, batch=8,
-                           n_total=60)),
-    seed_claim=("FashionMNIST (4 heads, 128-dim, 2 layers, 30 epochs, 5 "
-                "seeds): accuracy 89.46 ± 0.10 % → 89.66 ± 0.06 %, p = 0.0005"),
+                           n_total=60, n_train=48)),
+    reference=("the package README's 'Transformer: FashionMNIST "
+               "Classification' (4 heads, 128-dim, 2 layers, 30 epochs, 5 "
+               "random seeds, c2 1e-4). The sdist has no script for it, so "
+               "its batch size, patching and lr are not known; those here "
+               "are ours"),
+    claim=("FashionMNIST: accuracy 89.46 ± 0.10 % → 89.66 ± 0.06 % (+0.20 %, "
+           "p = 0.0005, 5 random seeds)"),
     seed_batching="loop",
 )
 
 
 # ----------------------------------------------------------------------------
-# noisy-regression
+# noisy-regression: experiment_scripts/_nr_c2_sweep.py, run_one
 # ----------------------------------------------------------------------------
 
 
-class WideMLP(nn.Module):
-  width: int
-
-  @nn.compact
-  def __call__(self, x):
-    x = nn.relu(nn.Dense(self.width)(x))
-    x = nn.relu(nn.Dense(self.width)(x))
-    return nn.Dense(1)(x)[:, 0]
+def _regression_model(size):
+  return _nets.SmallMLP(size.options["width"], _task.init_scheme(size))
 
 
-def _target(x):
-  """A smooth function of 8 inputs (the clean target)."""
-  return (jnp.sin(2.0 * x[:, 0]) + jnp.cos(3.0 * x[:, 1]) * x[:, 2]
-          + 0.5 * x[:, 3] ** 2 - x[:, 4] * x[:, 5] + 0.3 * x[:, 6]
-          + jnp.tanh(2.0 * x[:, 7]))
-
-
-def _regression_setup(key, size):
+def _regression_setup(seed, size):
   o = size.options
-  kx, kn, ke, ki = jax.random.split(key, 4)
-  x_train = jax.random.uniform(kx, (o["n_train"], 8), minval=-1.0, maxval=1.0)
-  y_train = _target(x_train) + o["noise"] * jax.random.normal(
-      kn, (o["n_train"],))
-  x_test = jax.random.uniform(ke, (o["n_test"], 8), minval=-1.0, maxval=1.0)
-  params = WideMLP(o["width"]).init(ki, x_train[:1])
-  return params, {"train": (x_train, y_train),
-                  "test": (x_test, _target(x_test))}
+  x = jnp.linspace(-3.0, 3.0, o["n_train"])[:, None]
+  clean = jnp.sin(2 * jnp.pi * x) + 0.5 * jnp.sin(5 * jnp.pi * x)
+  noisy = clean + o["noise"] * jax.random.normal(
+      stream_key(seed + 1000, DATA), x.shape)
+  params = _regression_model(size).init(stream_key(seed, INIT), x[:1])
+  return params, {"train": (x, noisy), "clean": clean}
 
 
-def _regression_loss(params, data, key, size):
-  x, y = _minibatch(data, key, size)
-  return jnp.mean((WideMLP(size.options["width"]).apply(params, x) - y) ** 2)
+def _regression_loss(params, data, idx, size):
+  del idx  # full batch
+  x, y = data["train"]
+  return _task.mse(_regression_model(size).apply(params, x), y)
 
 
 def _regression_eval(params, data, size):
-  x, y = data["test"]
-  return jnp.mean((WideMLP(size.options["width"]).apply(params, x) - y) ** 2)
+  x, y = data["train"]
+  pred = _regression_model(size).apply(params, x)
+  return {"MSE (noisy targets)": _task.mse(pred, y),
+          "MSE (clean targets)": _task.mse(pred, data["clean"])}
 
 
-_REGRESSION = dict(width=512, n_train=512, n_test=1024, noise=1.0, batch=64)
+_REGRESSION = dict(width=256, n_train=1000, noise=0.3)
 
 NOISY_REGRESSION = Task(
     name="noisy-regression",
-    description=("wide MLP 8→512→512→1 (ReLU) fitted to 512 noisy samples "
-                 "(a smooth function of 8 inputs plus Gaussian noise σ=1), "
-                 "batch 64, lr 1e-3; metric: MSE against the clean targets on "
-                 "1024 test points"),
-    metric="clean test MSE",
+    description=("tanh MLP 1→256→256→256→1 (PyTorch's default init) fitted "
+                 "full-batch to y = sin(2πx) + 0.5·sin(5πx) + 0.3·noise on "
+                 "1000 points of linspace(−3, 3) (noise from random seed + "
+                 "1000), lr 1e-3; metric: the final MSE against the noisy "
+                 "targets, as the script reports it"),
+    metric="MSE (noisy targets)",
+    metrics=("MSE (noisy targets)", "MSE (clean targets)"),
     higher_is_better=False,
     learning_rate=1e-3,
-    c2=5e-4,
+    c2=1e-5,
+    sampling="full",
     setup=_regression_setup,
     loss=_regression_loss,
     evaluate=_regression_eval,
-    default=Size(seeds=12, steps=400, eval_every=25, options=_REGRESSION),
-    full=Size(seeds=20, steps=500, eval_every=25,
-              options=dict(_REGRESSION, width=1024)),
+    default=Size(seeds=20, steps=500, eval_every=25, options=_REGRESSION),
+    full=Size(seeds=20, steps=500, eval_every=25, options=_REGRESSION),
     tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_REGRESSION, width=8, n_train=16, n_test=8,
-                           batch=8)),
-    seed_claim="MSE 0.446 → 0.441 (−1.1 %, single run)",
+              options=dict(_REGRESSION, width=8, n_train=32)),
+    reference=("experiment_scripts/_nr_c2_sweep.py (run_one: lr 1e-3, 500 "
+               "steps, hidden 256; its multi-random-seed check runs seeds "
+               "0-19 at c2 1e-5, the default here). The table's single run "
+               "(0.446 → 0.441) came from the package's demo app, which the "
+               "sdist does not hold (_verify_v4.py imports it), so its c2 is "
+               "unknown; random seed 42 (--base-seed 42 --seeds 1) is the "
+               "script's single-run seed. Its LAdam floors at 0"),
+    claim="MSE 0.446 → 0.441 (−1.1 %, a single run)",
 )
 
 
-TASKS = {t.name: t for t in (CNN_DENOISE, PINN_WAVE, TRANSFORMER_DIGITS,
-                             NOISY_REGRESSION)}
+# ----------------------------------------------------------------------------
+# image-mlp: the FashionMNIST MLP row and the workshop paper's "MLP + Chi +
+# Reorder" (no script in the sdist); MNIST-1D as the data
+# ----------------------------------------------------------------------------
+
+
+def _mlp_model(size):
+  return _nets.ReluMLP(size.options["width"], init_scheme=_task.init_scheme(size))
+
+
+def _mnist1d_setup(seed, size):
+  x, y, xt, yt = (jnp.asarray(a) for a in _data.mnist1d_arrays())
+  n, n_test = size.options["n_train"], size.options["n_test"]
+  params = _mlp_model(size).init(stream_key(seed, INIT), x[:1])
+  return params, {"train": (x[:n], y[:n]), "test": (xt[:n_test], yt[:n_test])}
+
+
+def _reorder_hidden(params, data, size):
+  """The workshop's neuron reordering, once, before training.
+
+  Each hidden layer's units are ordered by the correlation of their
+  activations on the training set (``ladam_jax.compute_neuron_order``) and
+  the layer and the next one permuted (``reorder_dense``): the network
+  computes the same function, but correlated units become neighbours in
+  the weight matrices the Laplacian smooths. The paper does not say when it
+  reordered; here it is done at initialisation.
+  """
+  if not size.options.get("reorder", False):
+    return params
+  from ladam_jax import _reorder  # pylint: disable=import-outside-toplevel
+  layers = dict(params["params"])
+  model = _mlp_model(size)
+  for i in range(2):
+    _, hidden = model.apply({"params": layers}, data["train"][0],
+                            return_hidden=True)
+    order = _reorder.compute_neuron_order(np.asarray(hidden[i]))
+    layers[f"Dense_{i}"], layers[f"Dense_{i + 1}"] = _reorder.reorder_dense(
+        layers[f"Dense_{i}"], layers[f"Dense_{i + 1}"], order)
+  return {"params": layers}
+
+
+_mlp_loss, _mlp_eval = _task.classification(_mlp_model)
+_MLP = dict(width=256, batch=128, n_train=4000, n_test=1000, reorder=True)
+_MLP_EPOCH = 4000 // 128  # 31 steps
+
+IMAGE_MLP = Task(
+    name="image-mlp",
+    description=("MNIST-1D (40-sample signals of 10 digit templates, "
+                 "generated offline by the mnist1d package's make_dataset), "
+                 "NOT FashionMNIST (which would have to be downloaded): MLP "
+                 "40→256→256→10, ReLU, PyTorch's default init, hidden units "
+                 "reordered by activation correlation before training (the "
+                 "function unchanged); shuffled epochs of 31 batches of 128; "
+                 "lr 1e-3; LAdam also with Chi-Anneal on c2 (the workshop "
+                 "paper's 'MLP + Chi + Reorder')"),
+    metric="test accuracy %",
+    metrics=("test accuracy %",),
+    higher_is_better=True,
+    learning_rate=1e-3,
+    c2=5e-4,
+    sampling="epochs",
+    setup=_mnist1d_setup,
+    loss=_mlp_loss,
+    evaluate=_mlp_eval,
+    post_setup=_reorder_hidden,
+    default=Size(seeds=5, steps=10 * _MLP_EPOCH, eval_every=_MLP_EPOCH,
+                 options=_MLP),
+    full=Size(seeds=10, steps=30 * _MLP_EPOCH, eval_every=_MLP_EPOCH,
+              options=_MLP),
+    tiny=Size(seeds=2, steps=4, eval_every=2,
+              options=dict(_MLP, width=8, batch=8, n_train=64, n_test=32)),
+    reference=("the package README's row 'FashionMNIST MLP' (one run) and the "
+               "workshop paper's 'MLP + Chi + Reorder' on FashionMNIST "
+               "(89.76 % → 90.56 %, +0.80 %). The sdist holds no script for "
+               "either: architecture, c2 (here suggest_c2('mlp') = 5e-4), "
+               "epochs and when the reordering happened are ours"),
+    claim=("FashionMNIST MLP: accuracy 89.10 % → 89.12 % (+0.02 %, n.s., one "
+           "run); workshop paper, with Chi-Anneal and reordering: 89.76 % → "
+           "90.56 %"),
+    optimizers=("adam", "ladam", "ladam-floor0", "ladam-c2chi",
+                "ladam-floor0-c2chi"),
+)
+
+
+# ----------------------------------------------------------------------------
+# resnet-chi-anneal: the CIFAR-10 ResNet + Chi-Anneal row (no script in the
+# sdist); scikit-learn's digits as the data
+# ----------------------------------------------------------------------------
+
+
+def _resnet_model(size):
+  return _nets.SmallResNet(size.options["channels"], _task.init_scheme(size))
+
+
+def _resnet_setup(seed, size):
+  images, labels = (jnp.asarray(a) for a in _data.digits_arrays())
+  n_train = size.options["n_train"]
+  images, labels = images[:size.options["n_total"]], labels[
+      :size.options["n_total"]]
+  perm = jax.random.permutation(stream_key(seed, DATA), images.shape[0])
+  train, test = perm[:n_train], perm[n_train:]
+  params = _resnet_model(size).init(stream_key(seed, INIT), images[:1])
+  return params, {"train": (images[train], labels[train]),
+                  "test": (images[test], labels[test])}
+
+
+_resnet_loss, _resnet_eval = _task.classification(_resnet_model)
+_RESNET = dict(channels=16, batch=64, n_total=1797, n_train=1437)
+
+RESNET_CHI_ANNEAL = Task(
+    name="resnet-chi-anneal",
+    description=("scikit-learn's bundled 8×8 digits, NOT CIFAR-10 (which "
+                 "would have to be downloaded): a small ResNet (conv3×3 16 → "
+                 "2 residual blocks of 16 → 2 of 32, stride 2 → average pool "
+                 "→ 10; no BatchNorm), PyTorch's default init; 1437 training "
+                 "/ 360 test images, a random split per random seed; shuffled "
+                 "epochs of 22 batches of 64; lr 1e-3; a 2 × 2 design: Adam "
+                 "and LAdam, each with a constant lr and with the Chi-Anneal "
+                 "lr schedule"),
+    metric="test accuracy %",
+    metrics=("test accuracy %",),
+    higher_is_better=True,
+    learning_rate=1e-3,
+    c2=1e-4,
+    sampling="epochs",
+    setup=_resnet_setup,
+    loss=_resnet_loss,
+    evaluate=_resnet_eval,
+    default=Size(seeds=5, steps=10 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
+                 options=_RESNET),
+    full=Size(seeds=10, steps=30 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
+              options=_RESNET),
+    tiny=Size(seeds=2, steps=4, eval_every=2,
+              options=dict(_RESNET, channels=4, batch=8, n_total=60,
+                           n_train=48)),
+    reference=("the package README's row 'CIFAR-10 ResNet + Chi-Anneal' "
+               "(ResNet-18, 3 random seeds; workshop paper: 67.96 % → "
+               "73.39 %). The sdist holds no script; the package's "
+               "ChiAnnealScheduler anneals the learning rate, its paper "
+               "says c2. The row compares Adam without the schedule against "
+               "LAdam with it, so the two effects are confounded; the 2 × 2 "
+               "design here separates them. c2 1e-4 (suggest_c2('auto'); "
+               "suggest_c2('cnn') is 0)"),
+    claim="accuracy 67.96 % → 73.39 % (+5.43 %, 3 random seeds)",
+    optimizers=("adam", "ladam", "adam-chi", "ladam-chi"),
+    seed_batching="loop",
+)
+
+
+# ----------------------------------------------------------------------------
+# char-lm: the GPT-2 fine-tuning row ("LAdam hurts LLMs"); a small causal
+# character model on the Python standard library's own source
+# ----------------------------------------------------------------------------
+
+# Source files of the standard library, read as bytes and concatenated. Their
+# text differs a little between Python versions (the JSON records the
+# version).
+
+
+def _lm_model(size):
+  o = size.options
+  return _nets.CharTransformer(o["dim"], o["heads"], o["layers"], o["context"],
+                         _task.init_scheme(size))
+
+
+def _windows(tokens, starts, length):
+  return jax.vmap(lambda s: jax.lax.dynamic_slice(tokens, (s,), (length,)))(
+      starts)
+
+
+def _lm_setup(seed, size):
+  o = size.options
+  corpus = jnp.asarray(_data.stdlib_corpus(o["n_train_bytes"] + o["n_val_bytes"]))
+  train, val = corpus[:o["n_train_bytes"]], corpus[o["n_train_bytes"]:]
+  ctx = o["context"]
+  n_val = o["n_val_bytes"] // (ctx + 1)
+  val_windows = val[:n_val * (ctx + 1)].reshape(n_val, ctx + 1)
+  params = _lm_model(size).init(stream_key(seed, INIT), train[None, :ctx])
+  return params, {"train": train, "val": val_windows}
+
+
+def _lm_cross_entropy(params, windows, size):
+  logits = _lm_model(size).apply(params, windows[:, :-1])
+  return jnp.mean(-jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                       windows[:, 1:, None], -1))
+
+
+def _lm_loss(params, data, idx, size):
+  # idx: window starts, drawn with replacement (n_train = number of starts).
+  windows = _windows(data["train"], idx, size.options["context"] + 1)
+  return _lm_cross_entropy(params, windows, size)
+
+
+def _lm_eval(params, data, size):
+  ce = _lm_cross_entropy(params, data["val"], size)
+  return {"validation perplexity": jnp.exp(ce),
+          "validation bits per byte": ce / math.log(2.0)}
+
+
+_LM = dict(dim=64, heads=4, layers=2, context=64, batch=32,
+           n_train_bytes=400_000, n_val_bytes=40_000)
+_LM["n_train"] = _LM["n_train_bytes"] - _LM["context"] - 1  # window starts
+
+CHAR_LM = Task(
+    name="char-lm",
+    description=("a small causal transformer language model (byte "
+                 "embedding, 64-dim, 4 heads, 2 pre-norm layers, context "
+                 "64), NOT GPT-2 fine-tuning on WikiText-2 (which would have "
+                 "to be downloaded): trained from scratch on 400 kB of the "
+                 "Python standard library's own source (validation: the "
+                 "next 40 kB), random windows, batch 32, lr 1e-3; metric: "
+                 "validation perplexity per byte"),
+    metric="validation perplexity",
+    metrics=("validation perplexity", "validation bits per byte"),
+    higher_is_better=False,
+    learning_rate=1e-3,
+    c2=1e-4,
+    sampling="randint",
+    setup=_lm_setup,
+    loss=_lm_loss,
+    evaluate=_lm_eval,
+    default=Size(seeds=3, steps=300, eval_every=50, options=_LM),
+    full=Size(seeds=5, steps=2000, eval_every=100, options=_LM),
+    tiny=Size(seeds=2, steps=4, eval_every=2,
+              options=dict(_LM, dim=8, heads=2, layers=1, context=8, batch=4,
+                           n_train_bytes=2000, n_val_bytes=180,
+                           n_train=2000 - 9)),
+    reference=("the package README's row 'GPT-2 fine-tuning' (one run, "
+               "'baseline worse -negative-') and its workshop paper (GPT-2 "
+               "on WikiText-2: 152 → 1098 perplexity, +621 %). No script in "
+               "the sdist. c2 1e-4 (suggest_c2('transformer')) on every "
+               "leaf, the embedding included, as LAdam does by default"),
+    claim="perplexity: LAdam worse than Adam (one run); paper: 152 → 1098",
+    seed_batching="loop",
+)
+
+
+TASKS = {t.name: t for t in (CNN_DENOISE, PINN_WAVE, IMAGE_TRANSFORMER,
+                             NOISY_REGRESSION, RESNET_CHI_ANNEAL, IMAGE_MLP,
+                             CHAR_LM)}
 
 
 def get_task(name: str) -> Task:

@@ -1,22 +1,19 @@
-"""Training many seeds with one compiled step per optimizer.
+"""Training many random seeds with one compiled step per optimizer.
 
-Seeds are batched in one of two ways, with the same results up to float
-rounding: ``'vmap'`` (``jax.vmap`` over seeds: one call trains every seed) or
-``'loop'`` (the single-seed step compiled once and called seed after seed).
-Steps are a Python loop around the jitted step, not ``lax.scan``: on XLA:CPU
-a convolution inside a ``while`` loop ran 33x slower (0.23 s vs 6.9 ms per
-step of cnn-denoise, JAX 0.10.2). Which batching is faster depends on the
-task (measured on 2 CPU cores, 8 seeds, ms per step for all seeds: cnn-denoise
-vmap 110 / loop 55, transformer-digits 119 / 67, pinn-wave 223 / 289,
-noisy-regression 15 / 23); each task's ``Task.seed_batching`` holds the
-faster one.
+Random seeds are batched in one of two ways, with the same results up to
+float rounding: ``'vmap'`` (``jax.vmap`` over random seeds: one call trains
+every seed) or ``'loop'`` (the single-seed step compiled once and called seed
+after seed). Steps are a Python loop around the jitted step, not
+``lax.scan`` (a convolution inside a ``while`` loop is far slower on XLA:CPU;
+see ``benchmarks/RESULTS.md``). Which batching is faster depends on the task;
+each task's ``Task.seed_batching`` holds the faster one on CPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,44 +22,49 @@ import optax
 
 from ladam_jax.bench import _tasks
 
-__all__ = ["RunResult", "Prepared", "prepare", "seed_keys", "train_seeds",
-           "eval_schedule"]
+__all__ = ["RunResult", "Prepared", "prepare", "train_seeds", "eval_schedule",
+           "SEED_BATCHING"]
 
 
 @dataclasses.dataclass
 class RunResult:
-  """Learning curves of one optimizer over all seeds."""
+  """Learning curves of one optimizer over all random seeds."""
   name: str
   steps: np.ndarray        # (n_evals,) step numbers of the evaluations
-  curves: np.ndarray       # (n_seeds, n_evals) test metric
+  curves: np.ndarray       # (n_seeds, n_evals) the task's primary metric
   losses: np.ndarray       # (n_seeds, n_steps) training loss
   seconds: float           # wall time, compile included
+  # Every metric of the task, the primary one included: (n_seeds, n_evals).
+  metric_curves: dict = dataclasses.field(default_factory=dict)
 
   @property
   def final(self) -> np.ndarray:
     return self.curves[:, -1]
 
-
-def seed_keys(n_seeds: int, base_seed: int = 0):
-  """Per-seed (setup, batch) keys; identical for every optimizer."""
-  keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 2))(
-      jnp.arange(base_seed, base_seed + n_seeds))
-  return keys[:, 0], keys[:, 1]
+  def at_step(self, step: int, metric: Optional[str] = None) -> np.ndarray:
+    """Per-seed value of ``metric`` (default: the primary) after ``step`` steps."""
+    where = np.flatnonzero(self.steps == step)
+    if where.size == 0:
+      raise ValueError(f"step {step} was not evaluated; evaluated steps: "
+                       f"{self.steps.tolist()}")
+    curves = self.curves if metric is None else self.metric_curves[metric]
+    return curves[:, where[0]]
 
 
 SEED_BATCHING = ("vmap", "loop")
 
 
-def eval_schedule(size: _tasks.Size) -> list[int]:
-  """Steps after which the test metric is recorded: 0, every k, and the last."""
-  return [0] + [min(s, size.steps) for s in
-                range(size.eval_every, size.steps + size.eval_every,
-                      size.eval_every)]
+def eval_schedule(size: _tasks.Size, extra: Sequence[int] = ()) -> list[int]:
+  """Steps after which metrics are recorded: 0, every k, ``extra``, the last."""
+  steps = set(range(0, size.steps + 1, size.eval_every)) | {size.steps}
+  steps |= {int(s) for s in extra if 0 < s <= size.steps}
+  return sorted(steps)
 
 
 @dataclasses.dataclass
 class Prepared:
-  """Initial params, data and batch keys of every seed (shared by all runs)."""
+  """Initial params, data and batch keys of every random seed (shared)."""
+  seeds: np.ndarray  # the random seeds: base_seed, base_seed + 1, ...
   params: Any
   data: Any
   batch_keys: jax.Array
@@ -70,28 +72,36 @@ class Prepared:
 
 def prepare(task: _tasks.Task, size: _tasks.Size,
             base_seed: int = 0) -> Prepared:
-  """Sets up every seed once; every optimizer then starts from the same state."""
-  setup_keys, batch_keys = seed_keys(size.seeds, base_seed)
-  params, data = jax.jit(jax.vmap(lambda k: task.setup(k, size)))(setup_keys)
-  return Prepared(params, data, batch_keys)
+  """Sets up every random seed once; every optimizer starts from that state."""
+  seeds = np.arange(base_seed, base_seed + size.seeds, dtype=np.int32)
+  params, data = jax.jit(jax.vmap(lambda s: task.setup(s, size)))(seeds)
+  if task.post_setup is not None:
+    per_seed = [task.post_setup(jax.tree.map(lambda x, i=i: x[i], params),
+                                jax.tree.map(lambda x, i=i: x[i], data), size)
+                for i in range(size.seeds)]
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed)
+  batch_keys = jax.vmap(lambda s: _tasks.stream_key(s, _tasks.BATCH))(seeds)
+  return Prepared(seeds, params, data, batch_keys)
 
 
 def train_seeds(task: _tasks.Task, size: _tasks.Size,
                 tx: optax.GradientTransformation, *, name: str = "",
                 base_seed: int = 0, seed_batching: Optional[str] = None,
                 prepared: Optional[Prepared] = None,
-                progress: Optional[Callable[[int], Any]] = None) -> RunResult:
-  """Trains ``size.seeds`` seeds with ``tx``; the test metric every few steps.
+                progress: Optional[Callable[[int], Any]] = None,
+                eval_steps: Sequence[int] = ()) -> RunResult:
+  """Trains ``size.seeds`` random seeds with ``tx``, evaluating every few steps.
 
   Args:
     task: the task.
-    size: seeds, steps, evaluation interval and the task's sizes.
+    size: random seeds, steps, evaluation interval and the task's sizes.
     tx: the optimizer.
     name: a label for the result.
-    base_seed: seeds are ``base_seed, base_seed + 1, ...``.
+    base_seed: the random seeds are ``base_seed, base_seed + 1, ...``.
     seed_batching: ``'vmap'``, ``'loop'`` or None (the task's choice).
-    prepared: the seeds' set-up from :func:`prepare` (made here if None).
+    prepared: the set-up from :func:`prepare` (made here if None).
     progress: called with the number of seed-steps done after each chunk.
+    eval_steps: steps to evaluate at besides :func:`eval_schedule`'s.
 
   Returns:
     A :class:`RunResult`.
@@ -106,12 +116,14 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
   loss_and_grad = jax.value_and_grad(task.loss)
 
   def step(p, s, d, key, i):
-    loss, grads = loss_and_grad(p, d, jax.random.fold_in(key, i), size)
+    idx = _tasks.batch_indices(task, size, key, i)
+    loss, grads = loss_and_grad(p, d, idx, size)
     updates, s = tx.update(grads, s, p)
     return optax.apply_updates(p, updates), s, loss
 
   def evaluate(p, d):
-    return task.evaluate(p, d, size)
+    metrics = task.evaluate(p, d, size)
+    return jnp.stack([metrics[m] for m in task.metrics], -1)
 
   init = tx.init
   if seed_batching == "vmap":
@@ -126,7 +138,7 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
   evaluate, init = jax.jit(evaluate), jax.jit(init)
 
   all_curves, all_losses = [], []
-  eval_steps = eval_schedule(size)
+  schedule = eval_schedule(size, eval_steps)
   for p, d, k in groups:
     n_seeds = size.seeds if seed_batching == "vmap" else 1
     s = init(p)
@@ -134,14 +146,19 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
     for i in range(size.steps):
       p, s, loss = step(p, s, d, k, i)
       losses.append(loss)
-      if i + 1 in eval_steps:
+      if i + 1 in schedule:
         curves.append(evaluate(p, d))
         if progress is not None:
-          done = eval_steps[len(curves) - 1] - eval_steps[len(curves) - 2]
-          progress(n_seeds * done)
-    all_curves.append(np.asarray(jnp.stack(curves, -1)).reshape(n_seeds, -1))
+          progress(n_seeds * (schedule[len(curves) - 1]
+                              - schedule[len(curves) - 2]))
+    # (n_seeds, n_evals, n_metrics)
+    all_curves.append(np.asarray(jnp.stack(curves, -2)).reshape(
+        n_seeds, len(schedule), len(task.metrics)))
     all_losses.append(np.asarray(jnp.stack(losses, -1)).reshape(n_seeds, -1))
-  return RunResult(name=name, steps=np.asarray(eval_steps),
-                   curves=np.concatenate(all_curves, 0),
+  curves = np.concatenate(all_curves, 0)
+  return RunResult(name=name, steps=np.asarray(schedule),
+                   curves=curves[..., 0],
                    losses=np.concatenate(all_losses, 0),
-                   seconds=time.perf_counter() - t0)
+                   seconds=time.perf_counter() - t0,
+                   metric_curves={m: curves[..., i]
+                                  for i, m in enumerate(task.metrics)})

@@ -1,0 +1,109 @@
+"""The task framework of ``ladam-bench``: sizes, tasks, random streams, batches.
+
+A task is a set of pure functions of one random seed (see :class:`Task`), so
+that the runner can ``jax.vmap`` them over random seeds. Random streams follow
+the reference scripts' seeding structure: a script that calls
+``torch.manual_seed(seed)`` before its data and again before its model gets
+``stream_key(seed, DATA)`` and ``stream_key(seed, INIT)``; one that seeds its
+test set with ``seed + 10000`` gets ``stream_key(seed + 10000, DATA)``. The
+draws themselves are JAX's, not torch's: the same distributions, different
+numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["Task", "Size", "stream_key", "batch_indices", "init_scheme",
+           "mse", "classification", "SAMPLINGS", "DATA", "INIT", "BATCH"]
+
+DATA, INIT, BATCH = 0, 1, 2
+
+# How a step's minibatch is drawn: 'randint' (``batch`` indices with
+# replacement, as ``torch.randint``), 'epochs' (a fresh permutation per epoch,
+# the last partial batch dropped, as a shuffling DataLoader with
+# drop_last=True) or 'full' (the whole training set every step).
+SAMPLINGS = ("randint", "epochs", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+  """The sizes of one run: random seeds, steps and the model/data sizes."""
+  seeds: int
+  steps: int
+  eval_every: int
+  options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """One benchmark task (see the module docstring)."""
+  name: str
+  description: str
+  metric: str            # the primary metric: a key of evaluate's dict
+  metrics: tuple         # every key of evaluate's dict, primary first
+  higher_is_better: bool
+  learning_rate: float
+  c2: float
+  sampling: str
+  setup: Callable[[jax.Array, Size], tuple[Any, Any]]
+  loss: Callable[[Any, Any, Optional[jax.Array], Size], jax.Array]
+  evaluate: Callable[[Any, Any, Size], dict]
+  default: Size
+  full: Size
+  tiny: Size
+  reference: str = ""    # the reference script / row this task mirrors
+  claim: str = ""        # what the reference's results table says
+  seed_batching: str = "vmap"  # or 'loop' (see _train: which is faster)
+  optimizers: tuple = ()  # default --optimizers (empty: the bench default)
+  # Run once per random seed after ``setup``, outside jit (NumPy work such as
+  # neuron reordering): ``post_setup(params, data, size) -> params``.
+  post_setup: Optional[Callable[[Any, Any, Size], Any]] = None
+
+
+def stream_key(seed, stream: int) -> jax.Array:
+  """The key of one random stream (DATA, INIT, BATCH) of a random seed."""
+  return jax.random.fold_in(jax.random.key(seed), stream)
+
+
+def batch_indices(task: Task, size: Size, key, step) -> Optional[jax.Array]:
+  """Indices of the training minibatch of ``step`` (None: full batch)."""
+  o = size.options
+  if task.sampling == "full":
+    return None
+  n, batch = o["n_train"], o["batch"]
+  if task.sampling == "randint":
+    return jax.random.randint(jax.random.fold_in(key, step), (batch,), 0, n)
+  per_epoch = n // batch
+  epoch, pos = step // per_epoch, step % per_epoch
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+  return jax.lax.dynamic_slice(perm, (pos * batch,), (batch,))
+
+
+def init_scheme(size):
+  """The size's initialisation: 'torch' (default) or 'flax'."""
+  return size.options.get("init", "torch")
+
+
+def mse(a, b):
+  return jnp.mean((a - b) ** 2)
+
+
+def classification(model_fn):
+  """(loss, evaluate) of a classifier on data {'train': (x, y), 'test': …}."""
+  def loss(params, data, idx, size):
+    x, y = data["train"]
+    logits = model_fn(size).apply(params, x[idx])
+    return jnp.mean(-jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                         y[idx][:, None], -1))
+
+  def evaluate(params, data, size):
+    x, y = data["test"]
+    logits = model_fn(size).apply(params, x)
+    return {"test accuracy %": 100.0 * jnp.mean(jnp.argmax(logits, -1) == y)}
+  return loss, evaluate
+

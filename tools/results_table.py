@@ -1,0 +1,274 @@
+"""Writes the README's results tables from the committed ladam-bench JSON.
+
+Every number in the tables between the README's ``<!-- results:begin -->``
+and ``<!-- results:end -->`` markers comes from
+
+- ``benchmarks/ladam-bench/full/TASK.json``: ``ladam-bench TASK --full
+  --reference torch`` (ladam_jax and the PyTorch package on the same random
+  seeds, data and batches);
+- ``benchmarks/ladam-bench/reference-scripts/TASK.json``:
+  ``tools/rerun_reference_scripts.py`` (the reference's own scripts, torch's
+  random numbers).
+
+Usage::
+
+    python tools/results_table.py            # rewrite the README section
+    python tools/results_table.py --check    # exit 1 if the README is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FULL = os.path.join(ROOT, "benchmarks", "ladam-bench", "full")
+SCRIPTS = os.path.join(ROOT, "benchmarks", "ladam-bench", "reference-scripts")
+README = os.path.join(ROOT, "README.md")
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+# The reference's results table, row by row: (row, claim, ladam-bench task).
+ROWS = (
+    ("CNN denoising, 1-D CNN", "test MSE 0.0138 → 0.0135, −2.2 %, 80 % wins, "
+     "20 random seeds", "cnn-denoise"),
+    ("Wave-equation PINN, 5×128 MLP", "MSE 0.00105 → 0.000387, −63.3 %, 70 % "
+     "wins, 20 random seeds", "pinn-wave"),
+    ("FashionMNIST transformer", "accuracy 89.46 % → 89.66 %, +0.20 %, "
+     "p = 0.0005, 5 random seeds", "image-transformer"),
+    ("Noisy regression, wide MLP", "MSE 0.446 → 0.441, −1.1 %, one run",
+     "noisy-regression"),
+    ("CIFAR-10 ResNet + Chi-Anneal", "accuracy 67.96 % → 73.39 %, +5.43 %, "
+     "3 random seeds", "resnet-chi-anneal"),
+    ("FashionMNIST MLP", "accuracy 89.10 % → 89.12 %, +0.02 % (n.s.), one run",
+     "image-mlp"),
+    ("GPT-2 fine-tuning", "perplexity: LAdam worse than Adam, one run",
+     "char-lm"),
+)
+
+
+def _load(folder, task):
+  path = os.path.join(folder, f"{task}.json")
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _fmt(x):
+  if x == 0 or 1e-2 <= abs(x) < 1e4:
+    return f"{x:.4g}"
+  return f"{x:.3g}"
+
+
+def _values(record, name):
+  v = record["results"].get(name)
+  return None if v is None else np.array(
+      [np.nan if x is None else x for x in v], np.float64)
+
+
+def paired_cell(record, name, base="adam"):
+  """'mean, ±x.xx %, wins a/n, p = …' of ``name`` against ``base``."""
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  c, b = _values(record, name), _values(record, base)
+  if c is None or b is None:
+    return "—"
+  ok = np.isfinite(c) & np.isfinite(b)
+  bad = int((~ok).sum())
+  c, b = c[ok], b[ok]
+  rel = (c - b) / np.abs(b)
+  better = rel > 1e-3 if record["higher_is_better"] else rel < -1e-3
+  d = c - b
+  p = (float(stats.wilcoxon(d).pvalue) if d.size > 1 and np.any(d != 0)
+       else 1.0)
+  text = (f"{_fmt(c.mean())}, {100 * rel.mean():+.2f} %, wins "
+          f"{int(better.sum())}/{c.size}, p = {p:.2g}")
+  return text + (f", diverged {bad}" if bad else "")
+
+
+def _mean_std(record, name):
+  v = _values(record, name)
+  if v is None:
+    return "—"
+  v = v[np.isfinite(v)]
+  return f"{_fmt(v.mean())} ± {_fmt(v.std(ddof=1) if v.size > 1 else 0.0)}"
+
+
+def main_table() -> str:
+  lines = [
+      "| reference row (ladam 0.4.1) | its claim | the reference's script "
+      "rerun (PyTorch): Adam → LAdam floor 0 | ladam_jax task, metric | "
+      "Adam (ladam_jax) mean ± std | LAdam floor 0 (scripts) vs Adam | "
+      "LAdam floor eps (package) vs Adam | n |",
+      "|---|---|---|---|---|---|---|---|",
+  ]
+  for row, claim, task in ROWS:
+    full, script = _load(FULL, task), _load(SCRIPTS, task)
+    script_cell = "—"
+    if script is not None:
+      script_cell = (f"{_fmt(np.mean(script['results']['adam']))} → "
+                     + paired_cell(script, "ladam-floor0")
+                     + f" ({script['metric']}, {script['steps']} steps)")
+    if full is None:
+      lines.append(f"| {row} | {claim} | {script_cell} | `{task}`: not run "
+                   "yet | — | — | — | — |")
+      continue
+    lines.append(
+        f"| {row} | {claim} | {script_cell} | `{task}`, {full['metric']}, "
+        f"{full['steps']} steps | {_mean_std(full, 'adam')} | "
+        f"{paired_cell(full, 'ladam-floor0')} | {paired_cell(full, 'ladam')} "
+        f"| {len(full['seeds'])} |")
+  return "\n".join(lines)
+
+
+MAIN_PAIRS = {("ladam", "adam"), ("ladam-floor0", "adam")}
+
+
+def other_pairs_table() -> str:
+  """Every other paired comparison in the full runs (schedules, 2 × 2 …)."""
+  lines = ["| task | optimizer | vs | mean, paired change, wins, p |",
+           "|---|---|---|---|"]
+  for _, _, task in ROWS:
+    full = _load(FULL, task)
+    if full is None:
+      continue
+    for name, base in full["baselines"].items():
+      if (base is None or name.startswith("torch-")
+          or (name, base) in MAIN_PAIRS):
+        continue
+      lines.append(f"| `{task}` | {full['labels'][name]} | "
+                   f"{full['labels'][base]} | {paired_cell(full, name, base)} |")
+  return "\n".join(lines)
+
+
+def metrics_table() -> str:
+  """Mean of every metric a task records (e.g. the PINN's RMSE and MSE)."""
+  names = ("adam", "ladam-floor0", "ladam")
+  lines = ["| task | metric | " + " | ".join(names) + " |",
+           "|---|---|" + "---|" * len(names)]
+  for _, _, task in ROWS:
+    full = _load(FULL, task)
+    if full is None:
+      continue
+    for metric in full["metrics"]["adam"]:
+      cells = []
+      for n in names:
+        v = full["metrics"].get(n, {}).get(metric)
+        v = None if v is None else np.array(
+            [np.nan if x is None else x for x in v], np.float64)
+        cells.append("—" if v is None else _fmt(np.nanmean(v)))
+      lines.append(f"| `{task}` | {metric} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def sweep_table() -> str:
+  """Each committed c2-sweep: in-sample best cell and held-out estimate."""
+  lines = ["| sweep | cells (c2 × steps) | in-sample best cell: change, wins, "
+           "p | held out: chosen on one half of the random seeds, measured "
+           "on the other | held-out estimate |", "|---|---|---|---|---|"]
+  for name in sorted(os.listdir(FULL)) if os.path.isdir(FULL) else []:
+    if not (name.startswith("c2-sweep-") and name.endswith(".json")):
+      continue
+    with open(os.path.join(FULL, name), encoding="utf-8") as f:
+      record = json.load(f)
+    sw = record["sweep"]
+    c2s = sorted({c["c2"] for c in sw["cells"]})
+    steps = sorted({c["steps"] for c in sw["cells"]})
+    b = sw["in_sample_best"]
+    folds = "; ".join(
+        f"c2 {f['chosen']['c2']:g}, {f['chosen']['steps']} steps: "
+        f"{100 * f['rel_change']:+.2f} %, wins "
+        f"{round(f['win_rate'] * f['n'])}/{f['n']}" for f in sw["held_out"])
+    lines.append(
+        f"| `{record['base_task']}` ({record['metric']}, {len(record['seeds'])}"
+        f" random seeds) | {', '.join(f'{c:g}' for c in c2s)} × "
+        f"{', '.join(map(str, steps))} | c2 {b['c2']:g}, {b['steps']} steps: "
+        f"{100 * b['rel_change']:+.2f} %, wins "
+        f"{round(b['win_rate'] * b['n'])}/{b['n']}, p = {b['p_value']:.2g} | "
+        f"{folds} | {100 * sw['held_out_rel_change']:+.2f} % |")
+  return "\n".join(lines)
+
+
+def parity_table() -> str:
+  lines = ["| task | optimizer | ladam_jax mean | PyTorch ladam 0.4.1 mean "
+           "(same data, init, batches) | mean abs. paired difference "
+           "(relative) |", "|---|---|---|---|---|"]
+  for _, _, task in ROWS:
+    full = _load(FULL, task)
+    if full is None:
+      continue
+    for name in full["results"]:
+      if name.startswith("torch-") or f"torch-{name}" not in full["results"]:
+        continue
+      ours, ref = _values(full, name), _values(full, f"torch-{name}")
+      ok = np.isfinite(ours) & np.isfinite(ref)
+      diff = np.mean(np.abs(ours[ok] - ref[ok]) / np.abs(ref[ok]))
+      lines.append(f"| `{task}` | {name} | {_fmt(ours[ok].mean())} | "
+                   f"{_fmt(ref[ok].mean())} | {100 * diff:.2g} % |")
+  return "\n".join(lines)
+
+
+def section() -> str:
+  return "\n".join([
+      BEGIN,
+      "<!-- generated by `python tools/results_table.py` from "
+      "benchmarks/ladam-bench/{full,reference-scripts}/*.json; do not edit "
+      "by hand -->",
+      "",
+      main_table(),
+      "",
+      "Every metric the tasks record (mean over random seeds):",
+      "",
+      metrics_table(),
+      "",
+      "The other comparisons in the same runs (Chi-Anneal on the learning "
+      "rate or on c2, the 2 × 2 design):",
+      "",
+      other_pairs_table(),
+      "",
+      "c2 sweeps as the reference's scripts ran them (`ladam-bench c2-sweep "
+      "--full`, LAdam floor 0 against Adam; cells ranked by mean paired "
+      "change). The in-sample best cell is what a results table that "
+      "reports the best cell shows; the held-out estimate chooses the cell "
+      "on half the random seeds and measures it on the other half:",
+      "",
+      sweep_table(),
+      "",
+      "PyTorch package on the same random seeds, data, initialisation and "
+      "batches (`--reference torch`), final metric:",
+      "",
+      parity_table(),
+      END,
+  ])
+
+
+def render(readme: str) -> str:
+  start, end = readme.index(BEGIN), readme.index(END) + len(END)
+  return readme[:start] + section() + readme[end:]
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--check", action="store_true",
+                 help="exit 1 if the README's section is not up to date")
+  args = p.parse_args(argv)
+  with open(README, encoding="utf-8") as f:
+    readme = f.read()
+  new = render(readme)
+  if args.check:
+    if new != readme:
+      print("README results section is stale: run python "
+            "tools/results_table.py", file=sys.stderr)
+      return 1
+    return 0
+  with open(README, "w", encoding="utf-8") as f:
+    f.write(new)
+  print(section())
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
