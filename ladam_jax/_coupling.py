@@ -76,7 +76,7 @@ def plan(tree: Any, count: jax.Array, *, c2, layout,
   min_size = _validation.concrete_value(min_spatial_size)
   out = []
   for x, c2_leaf, leaf_layout in zip(leaves, c2_leaves, layouts):
-    shape = tuple(x.shape)
+    shape = tuple(jnp.shape(x))  # Python scalar leaves too, as optax.adam
     spec = _layout.field_spec(shape, leaf_layout)
     size = math.prod(shape)
     if (spec is None or _validation.is_concrete_zero(c2_leaf) or

@@ -10,7 +10,13 @@ import jax.numpy as jnp
 
 from ladam_jax import _validation
 
-__all__ = ["bias_correction", "bias_correction_divisor", "divide"]
+__all__ = ["bias_correction", "bias_correction_divisor", "divide", "abs_sq"]
+
+
+def abs_sq(x: Any) -> jax.Array:
+  """|x|², as Optax squares gradients: x² for real x, x·conj(x) for complex."""
+  x = jnp.asarray(x)
+  return jnp.real(x * jnp.conj(x)) if jnp.iscomplexobj(x) else jnp.square(x)
 
 
 def _log_decay(decay: Any):

@@ -168,7 +168,7 @@ def scale_by_laplacian_adam(
     nu = optax.tree.zeros_like(params)
     if not wave:
       return ScaleByLaplacianAdamState(jnp.zeros([], jnp.int32), mu, nu)
-    e0 = jax.tree.map(lambda p: jnp.zeros([], p.dtype), params)
+    e0 = jax.tree.map(lambda p: jnp.zeros([], jnp.result_type(p)), params)
     return ScaleByLaplacianAdamState(jnp.zeros([], jnp.int32), mu, nu,
                                      optax.tree.zeros_like(params), e0)
 
@@ -225,7 +225,7 @@ def scale_by_laplacian_adam(
         count_inc, optax.tree.cast(mu, mu_dtype), nu)
 
   def _wave_leaf(g, m_hat, v, v_prev, e0_state, leaf, count_inc):
-    g2 = g * g
+    g2 = _numerics.abs_sq(g)
     first = count_inc == 1
     e0_auto = jnp.where(first, jnp.mean(g2), e0_state).astype(e0_state.dtype)
     e0_sq = jnp.where(jnp.asarray(wave_E0) != 0,
@@ -449,7 +449,8 @@ def scale_by_laplacian_adagrad(
   def update_fn(updates, state, params=None):
     del params
     leaves = _coupling.plan(updates, state.count, **plan_kwargs)
-    acc = jax.tree.map(lambda s, g: s + g * g, state.sum_of_squares, updates)
+    acc = jax.tree.map(lambda s, g: s + _numerics.abs_sq(g),
+                       state.sum_of_squares, updates)
     new_updates = _coupling.smooth_tree(
         acc, leaves, stencil, impl, 0.0,
         finish=lambda s, g: g / (jnp.sqrt(s) + eps), others=(updates,))

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from ladam_jax import _aliases
+from ladam_jax import _numerics
 from ladam_jax import _transforms
 from ladam_jax import _validation
 
@@ -83,8 +84,8 @@ def scale_by_velocity_regularization(
   def update_fn(updates, state, params=None):
     new_updates, inner_state = inner.update(updates, state.inner_state, params)
     source = _momentum(inner_state) if velocity == "momentum" else updates
-    speed2 = sum(  # bf16 leaves are summed in float32
-        jnp.sum(jnp.square(x.astype(jnp.promote_types(x.dtype, jnp.float32))))
+    speed2 = sum(  # |x|², bf16 leaves summed in float32
+        jnp.sum(_numerics.abs_sq(x.astype(jnp.promote_types(x.dtype, jnp.float32))))
         for x in jax.tree.leaves(source))
     factor = 1.0 / (1.0 + jnp.minimum(beta3 * speed2, lr_cutoff))
     new_updates = jax.tree.map(lambda u: (u * factor).astype(u.dtype),
