@@ -18,6 +18,7 @@ from ladam_jax._c2 import c2_by_path
 from ladam_jax._c2 import suggest_c2
 from ladam_jax._laplacian import default_impl as default_laplacian_impl
 from ladam_jax._laplacian import laplacian
+from ladam_jax._laplacian import stability_bound
 from ladam_jax._laprop import laprop
 from ladam_jax._laprop import scale_by_laplacian_laprop
 from ladam_jax._laprop import ScaleByLaplacianLapropState
@@ -69,6 +70,7 @@ __all__ = [
     "scale_by_laplacian_laprop",
     "scale_by_laplacian_rms",
     "scale_by_velocity_regularization",
+    "stability_bound",
     "suggest_c2",
     "vradam",
 ]

@@ -28,7 +28,7 @@ def check_learning_rate(learning_rate):
 
 def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
                 stencil, min_spatial_size, layout, variance_floor, mu_dtype,
-                impl, wave):
+                impl, wave, allow_unstable_c2=False):
   check_learning_rate(learning_rate)
   _validation.check_choice("mode", mode, _transforms.ADAM_MODES)
   scale_mode = "variance_lap" if mode == "weight_lap" else mode
@@ -39,7 +39,7 @@ def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
           c2=0.0 if mode == "weight_lap" else c2,
           mode=scale_mode, stencil=stencil, min_spatial_size=min_spatial_size,
           layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-          impl=impl, **wave),
+          impl=impl, allow_unstable_c2=allow_unstable_c2, **wave),
   ]
   if weight_decay is not None:
     parts.append(optax.add_decayed_weights(weight_decay, mask))
@@ -47,7 +47,7 @@ def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
   if mode == "weight_lap":
     parts.append(_transforms.add_weight_laplacian(
         c2, stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
-        impl=impl))
+        impl=impl, allow_unstable_c2=allow_unstable_c2))
   return optax.chain(*parts)
 
 
@@ -69,6 +69,7 @@ def ladam(
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
     wave_damping: jax.typing.ArrayLike = 0.5,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""LAdam: Adam with a Laplacian-smoothed second moment (``ladam.LAdam``).
 
@@ -112,6 +113,11 @@ def ladam(
     wave_damping: damping of ``'wave_variance'``.
     impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
       ``'pallas'`` (a fused Triton kernel on GPU) or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -123,6 +129,7 @@ def ladam(
       learning_rate, None, None, b1=b1, b2=b2, eps=eps, c2=c2, mode=mode,
       stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
       variance_floor=variance_floor, mu_dtype=mu_dtype, impl=impl,
+      allow_unstable_c2=allow_unstable_c2,
       wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))
 
 
@@ -151,6 +158,7 @@ def ladamw(
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
     wave_damping: jax.typing.ArrayLike = 0.5,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""LAdamW: :func:`ladam` with decoupled weight decay (``ladam.LAdamW``).
 
@@ -187,6 +195,11 @@ def ladamw(
     wave_damping: damping of ``'wave_variance'``.
     impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
       ``'pallas'`` (a fused Triton kernel on GPU) or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -196,7 +209,7 @@ def ladamw(
       learning_rate, weight_decay, mask, b1=b1, b2=b2, eps=eps, c2=c2,
       mode=mode, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      impl=impl,
+      impl=impl, allow_unstable_c2=allow_unstable_c2,
       wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))
 
 
@@ -222,6 +235,7 @@ def lrmsprop(
     layout: Any = "flax",
     initial_scale: jax.typing.ArrayLike = 0.0,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""LRMSProp: RMSProp with a Laplacian-smoothed average (``ladam.LRMSProp``).
 
@@ -247,6 +261,11 @@ def lrmsprop(
     layout: field layout(s), as in :func:`ladam`.
     initial_scale: initial value of the running average.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -255,7 +274,8 @@ def lrmsprop(
   _validation.check_non_negative("momentum", momentum)
   parts = [_transforms.scale_by_laplacian_rms(
       decay, eps, initial_scale=initial_scale, c2=c2, stencil=stencil,
-      min_spatial_size=min_spatial_size, layout=layout, impl=impl)]
+      min_spatial_size=min_spatial_size, layout=layout, impl=impl,
+      allow_unstable_c2=allow_unstable_c2)]
   if not _validation.is_static_zero(momentum):
     parts.append(optax.trace(decay=momentum))
   return decay_and_lr(parts, learning_rate, weight_decay)
@@ -273,6 +293,7 @@ def ladagrad(
     layout: Any = "flax",
     initial_accumulator_value: jax.typing.ArrayLike = 0.0,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""LAdaGrad: AdaGrad with a Laplacian-smoothed accumulator (``ladam.LAdaGrad``).
 
@@ -297,6 +318,11 @@ def ladagrad(
     layout: field layout(s), as in :func:`ladam`.
     initial_accumulator_value: initial value of the accumulator.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -306,7 +332,7 @@ def ladagrad(
   parts = [_transforms.scale_by_laplacian_adagrad(
       eps, initial_accumulator_value=initial_accumulator_value, c2=c2,
       stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
-      impl=impl)]
+      impl=impl, allow_unstable_c2=allow_unstable_c2)]
   if not _validation.is_static_zero(lr_decay):
     # count is 0 at step 1: the factor is 1 / (1 + (t - 1) * lr_decay).
     parts.append(optax.scale_by_schedule(lambda count: 1 / (1 + count * lr_decay)))

@@ -27,8 +27,8 @@ import numpy as np
 from ladam_jax import _tree_specs
 from ladam_jax import _validation
 
-__all__ = ["C2Like", "resolve_c2", "check_c2", "c2_by_path", "suggest_c2",
-           "path_to_str"]
+__all__ = ["C2Like", "resolve_c2", "check_c2", "check_c2_bound", "c2_by_path",
+           "suggest_c2", "path_to_str"]
 
 C2Like = Union[float, Callable[[Any], Any], Any]
 
@@ -50,19 +50,46 @@ def _is_c2_leaf(x) -> bool:
   return isinstance(x, (jax.Array, np.ndarray)) and np.ndim(x) == 0
 
 
-def check_c2(c2: C2Like, name: str = "c2") -> None:
-  """Construction-time check of every concrete number in a c2 spec."""
+def check_c2(c2: C2Like, name: str = "c2", bound: float | None = None,
+             stencil: str = "") -> None:
+  """Construction-time check of every concrete number in a c2 spec.
+
+  With ``bound``, a concrete number above it is refused too (see
+  :func:`check_c2_bound`).
+  """
   if callable(c2):
     return
-  if _is_c2_leaf(c2):
-    _validation.check_non_negative(name, c2)
-    return
-  for leaf in jax.tree.leaves(c2, is_leaf=_is_c2_leaf):
+  leaves = ([c2] if _is_c2_leaf(c2)
+            else jax.tree.leaves(c2, is_leaf=_is_c2_leaf))
+  for leaf in leaves:
     if not _is_c2_leaf(leaf):
       raise ValueError(
           f"`{name}` holds {leaf!r}: c2 values are numbers >= 0 or schedules "
           "(count -> c2).")
     _validation.check_non_negative(name, leaf)
+    if bound is not None:
+      check_c2_bound(leaf, bound, stencil, name)
+
+
+def check_c2_bound(value: Any, bound: float, stencil: str,
+                   name: str = "c2", where: str = "2-D fields") -> None:
+  """Refuses a concrete number above the stencil's stability bound.
+
+  Only Python and NumPy numbers: a JAX array (``optax.inject_hyperparams``
+  passes arrays, concrete in ``init`` and traced in a jitted ``update``) is
+  clipped at run time instead, the same way in both.
+  """
+  if isinstance(value, jax.Array):
+    return
+  concrete = _validation.concrete_value(value)
+  if concrete is not None and concrete > bound:
+    raise ValueError(
+        f"`{name}`={concrete:g} is above the stability bound {bound:g} of the "
+        f"{stencil} stencil on {where} (bounds: 9-point 3/16, 5-point 1/8 on "
+        "2-D fields, 1/4 on 1-D leaves): v + c2·L(v) then flips the sign of "
+        "the highest-frequency mode, the smoothed variance hits its floor "
+        "and steps explode. Use a smaller c2, or pass "
+        "allow_unstable_c2=True to run it anyway, as the reference does.")
 
 
 def _as_params_tree(c2: Callable[[Any], Any], tree: Any) -> Any | None:

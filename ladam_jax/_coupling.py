@@ -52,24 +52,52 @@ class LeafCoupling(NamedTuple):
   use_lap: Any  # False / True (static) or a traced bool
 
 
-def validate(*, c2, stencil, layout, min_spatial_size, impl) -> None:
-  """Construction-time checks shared by every coupled transform."""
-  _c2.check_c2(c2)
+def validate(*, c2, stencil, layout, min_spatial_size, impl,
+             allow_unstable_c2=False) -> None:
+  """Construction-time checks shared by every coupled transform.
+
+  Concrete c2 values above the stencil's stability bound on 2-D fields are
+  refused unless ``allow_unstable_c2``.
+  """
   _validation.check_choice("stencil", stencil, _laplacian.STENCILS)
+  _c2.check_c2(c2, bound=(None if allow_unstable_c2
+                          else _laplacian.stability_bound(stencil, 2)),
+               stencil=stencil)
   _laplacian.check_impl(impl)
   if not callable(layout) and _layout.is_leaf_layout(layout):
     _layout.check_leaf_layout(layout)
   _validation.check_non_negative("min_spatial_size", min_spatial_size)
 
 
-def plan_kwargs(c2, layout, min_spatial_size) -> dict[str, Any]:
+def plan_kwargs(c2, layout, min_spatial_size, stencil=None,
+                allow_unstable_c2=False) -> dict[str, Any]:
   """The keyword arguments of :func:`plan` that a transform fixes at build."""
-  return dict(c2=c2, layout=layout, min_spatial_size=min_spatial_size)
+  return dict(c2=c2, layout=layout, min_spatial_size=min_spatial_size,
+              bound_stencil=None if allow_unstable_c2 else stencil)
 
 
-def plan(tree: Any, count: jax.Array, *, c2, layout,
-         min_spatial_size) -> list[LeafCoupling]:
-  """The coupling of every leaf of ``tree`` at step ``count`` (0-based)."""
+def _bounded_c2(c2_leaf, spec, stencil):
+  """The leaf's c2 within the stencil's stability bound for its field.
+
+  A concrete (Python or NumPy) number above the bound is refused; a JAX
+  array (a schedule's value, an injected hyperparameter; traced or not) is
+  clipped into ``[0, bound]``, since ``jit`` cannot raise on a value.
+  """
+  bound = _laplacian.stability_bound(stencil, len(spec.field))
+  if isinstance(c2_leaf, jax.Array):
+    return jnp.clip(c2_leaf, 0.0, bound)
+  _c2.check_c2_bound(c2_leaf, bound, stencil,
+                     where=f"{len(spec.field)}-D fields")
+  return c2_leaf
+
+
+def plan(tree: Any, count: jax.Array, *, c2, layout, min_spatial_size,
+         bound_stencil=None) -> list[LeafCoupling]:
+  """The coupling of every leaf of ``tree`` at step ``count`` (0-based).
+
+  With ``bound_stencil``, every coupled leaf's c2 is kept within that
+  stencil's stability bound (:func:`_bounded_c2`).
+  """
   leaves = jax.tree.leaves(tree)
   c2_leaves = _c2.resolve_c2(c2, tree, count)
   layouts = _layout.resolve_layouts(layout, tree)
@@ -88,6 +116,8 @@ def plan(tree: Any, count: jax.Array, *, c2, layout,
       size_ok = True if min_size is not None else (size >= min_spatial_size)
       use_lap = (c2_pos if size_ok is True
                  else jnp.logical_and(c2_pos, size_ok))
+      if bound_stencil is not None:
+        c2_leaf = _bounded_c2(c2_leaf, spec, bound_stencil)
     out.append(LeafCoupling(spec, c2_leaf, use_lap))
   return out
 

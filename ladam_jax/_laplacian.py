@@ -59,12 +59,37 @@ import numpy as np
 from ladam_jax import _layout
 from ladam_jax import _validation
 
-__all__ = ["laplacian", "leaf_laplacian", "STENCILS", "IMPLS", "default_impl"]
+__all__ = ["laplacian", "leaf_laplacian", "STENCILS", "IMPLS", "default_impl",
+           "stability_bound"]
 
 Stencil = Literal["9point", "5point"]
 Impl = Literal["conv", "shift", "flat", "pallas"]
 STENCILS = ("9point", "5point")
 IMPLS = ("conv", "shift", "flat", "pallas")
+
+# The largest c2 for which x + c2·L(x) damps every Fourier mode instead of
+# flipping its sign: 1 + c2·λ >= 0 for the most negative eigenvalue λ of L on
+# the periodic grid (9-point: -16/3, 5-point: -8, 1-D [1, -2, 1]: -4).
+_C2_BOUNDS = {("9point", 2): 3 / 16, ("5point", 2): 1 / 8,
+              ("9point", 1): 1 / 4, ("5point", 1): 1 / 4}
+
+
+def stability_bound(stencil: str, field_ndim: int = 2) -> float:
+  """The largest stable c2 of ``stencil`` on 1-D or 2-D fields.
+
+  Above it, ``x + c2·L(x)`` turns the highest-frequency mode of ``x``
+  negative (multiplier ``1 + c2·λ_min``, with ``λ_min`` = -16/3 for the
+  9-point stencil, -8 for the 5-point one and -4 for 1-D leaves), so a
+  smoothed variance can go below its floor and the step explodes.
+
+  Examples:
+    >>> import ladam_jax
+    >>> ladam_jax.stability_bound('9point'), ladam_jax.stability_bound('5point')
+    (0.1875, 0.125)
+    >>> ladam_jax.stability_bound('9point', field_ndim=1)
+    0.25
+  """
+  return _C2_BOUNDS[stencil, min(max(field_ndim, 1), 2)]
 
 # Stencil weights as the reference builds them (Python doubles rounded to the
 # leaf dtype): centre, face, corner.

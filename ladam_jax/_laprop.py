@@ -43,6 +43,7 @@ def scale_by_laplacian_laprop(
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by LaProp, the second moment optionally Laplacian-smoothed.
 
@@ -75,16 +76,23 @@ def scale_by_laplacian_laprop(
     variance_floor: floor of the smoothed second moment (None = eps).
     mu_dtype: optional dtype of the momentum.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     A :class:`optax.GradientTransformation`.
   """
   _validation.check_adam_like(b1, b2, eps, variance_floor)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl)
+                     min_spatial_size=min_spatial_size, impl=impl,
+                     allow_unstable_c2=allow_unstable_c2)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   floor = eps if variance_floor is None else variance_floor
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
+                                      stencil, allow_unstable_c2)
 
   def init_fn(params):
     _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
@@ -125,6 +133,7 @@ def laprop(
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""LaProp with decoupled weight decay; ``c2 > 0`` gives Laplacian LaProp.
 
@@ -151,6 +160,11 @@ def laprop(
     variance_floor: floor of the smoothed second moment (None = eps).
     mu_dtype: optional dtype of the momentum.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -159,5 +173,5 @@ def laprop(
   parts = [scale_by_laplacian_laprop(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      impl=impl)]
+      impl=impl, allow_unstable_c2=allow_unstable_c2)]
   return _aliases.decay_and_lr(parts, learning_rate, weight_decay, mask)

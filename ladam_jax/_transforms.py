@@ -67,6 +67,7 @@ def scale_by_laplacian_adam(
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
     wave_damping: jax.typing.ArrayLike = 0.5,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by Adam whose second moment is Laplacian-smoothed (LAdam).
 
@@ -135,6 +136,11 @@ def scale_by_laplacian_adam(
       ``'pallas'`` on a GPU, ``mode='variance_lap'`` computes float32 leaves
       of more than 1024 elements whose field rows are contiguous in memory
       (Flax dense and conv kernels) in one fused Triton kernel.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -156,11 +162,13 @@ def scale_by_laplacian_adam(
   if value is not None and value > 1:
     raise ValueError(f"`wave_damping` must be in [0, 1], got {wave_damping}.")
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl)
+                     min_spatial_size=min_spatial_size, impl=impl,
+                     allow_unstable_c2=allow_unstable_c2)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   wave = mode == "wave_variance"
   floor = eps if variance_floor is None else variance_floor
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
+                                      stencil, allow_unstable_c2)
 
   def init_fn(params):
     _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
@@ -259,6 +267,7 @@ def add_weight_laplacian(
     min_spatial_size: jax.typing.ArrayLike = 16,
     layout: Any = "flax",
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""Adds the Laplacian of the stepped weights: LAdam's ``weight_lap`` mode.
 
@@ -281,13 +290,20 @@ def add_weight_laplacian(
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     A :class:`optax.GradientTransformation` that needs ``params``.
   """
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl)
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
+                     min_spatial_size=min_spatial_size, impl=impl,
+                     allow_unstable_c2=allow_unstable_c2)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
+                                      stencil, allow_unstable_c2)
 
   def init_fn(params):
     _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
@@ -328,6 +344,7 @@ def scale_by_laplacian_rms(
     min_spatial_size: jax.typing.ArrayLike = 16,
     layout: Any = "flax",
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by RMSProp whose running average is Laplacian-smoothed.
 
@@ -357,6 +374,11 @@ def scale_by_laplacian_rms(
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -365,8 +387,10 @@ def scale_by_laplacian_rms(
   _validation.check_non_negative("eps", eps)
   _validation.check_non_negative("initial_scale", initial_scale)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl)
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
+                     min_spatial_size=min_spatial_size, impl=impl,
+                     allow_unstable_c2=allow_unstable_c2)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
+                                      stencil, allow_unstable_c2)
 
   def init_fn(params):
     _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
@@ -402,6 +426,7 @@ def scale_by_laplacian_adagrad(
     min_spatial_size: jax.typing.ArrayLike = 16,
     layout: Any = "flax",
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by AdaGrad whose accumulator is Laplacian-smoothed.
 
@@ -430,6 +455,11 @@ def scale_by_laplacian_adagrad(
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -438,8 +468,10 @@ def scale_by_laplacian_adagrad(
   _validation.check_non_negative("initial_accumulator_value",
                                  initial_accumulator_value)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl)
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size)
+                     min_spatial_size=min_spatial_size, impl=impl,
+                     allow_unstable_c2=allow_unstable_c2)
+  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
+                                      stencil, allow_unstable_c2)
 
   def init_fn(params):
     _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)

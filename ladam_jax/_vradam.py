@@ -126,6 +126,7 @@ def vradam(
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
   r"""VRAdam; ``c2 > 0`` gives its Laplacian (LAdam) variant.
 
@@ -160,6 +161,11 @@ def vradam(
     variance_floor: floor of the smoothed variance (None = eps).
     mu_dtype: optional dtype of the first moment.
     impl: Laplacian implementation or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -169,7 +175,7 @@ def vradam(
   inner = [_transforms.scale_by_laplacian_adam(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      impl=impl)]
+      impl=impl, allow_unstable_c2=allow_unstable_c2)]
   if not _validation.is_static_zero(weight_decay):
     inner.append(optax.add_decayed_weights(weight_decay, mask))
   return optax.chain(

@@ -107,6 +107,8 @@ def run(tx, params, steps=3):
   return outs, state
 
 
+# Some c2 above the 9-point bound 3/16 on purpose (the floor path must agree
+# too); the transforms below opt in with allow_unstable_c2=True.
 C2 = {"dense": 0.3, "conv": 0.2, "small": 0.1, "b": 0.1, "off": 0.0}
 
 
@@ -115,6 +117,7 @@ C2 = {"dense": 0.3, "conv": 0.2, "small": 0.1, "b": 0.1, "off": 0.0}
 def test_fused_adam_matches_flat(force, stencil, variance_floor):
   params = tree()
   make = lambda impl: ladam_jax.scale_by_laplacian_adam(
+      allow_unstable_c2=True,
       c2=C2, stencil=stencil, variance_floor=variance_floor, impl=impl)
   expected = run(make("flat"), params)
   force("interpret")
@@ -166,7 +169,8 @@ def test_fused_adam_traced_hyperparameters(force):
 def test_fused_adam_under_vmap(force):
   params = {"dense": jnp.zeros((2, 40, 48))}  # a batch of 2 (40, 48) trees
   force("interpret")
-  tx = ladam_jax.scale_by_laplacian_adam(c2=0.3, impl="pallas")
+  tx = ladam_jax.scale_by_laplacian_adam(
+      allow_unstable_c2=True, c2=0.3, impl="pallas")
   one = {"dense": jnp.zeros((40, 48))}
   state = jax.vmap(tx.init)(params)
   g = grads(params, 0)
@@ -184,13 +188,13 @@ def test_other_transforms_use_flat(force):
   Laplacian kernel between XLA loops."""
   force("interpret")
   params = tree()
-  for tx in (ladam_jax.scale_by_laplacian_adam(c2=C2, mode="update_lap",
-                                               impl="pallas"),
-             ladam_jax.lrmsprop(1e-3, c2=C2, impl="pallas"),
-             ladam_jax.ladam(1e-3, c2=C2, mode="weight_lap", impl="pallas")):
+  unstable = dict(c2=C2, allow_unstable_c2=True, impl="pallas")
+  for tx in (ladam_jax.scale_by_laplacian_adam(mode="update_lap", **unstable),
+             ladam_jax.lrmsprop(1e-3, **unstable),
+             ladam_jax.ladam(1e-3, mode="weight_lap", **unstable)):
     assert count_kernels(lambda g, s: tx.update(g, s, params), params,
                          tx.init(params)) == 0
-  tx = ladam_jax.ladamw(1e-3, c2=C2, impl="pallas")
+  tx = ladam_jax.ladamw(1e-3, **unstable)
   assert count_kernels(lambda g, s: tx.update(g, s, params), params,
                        tx.init(params)) == 2
 
@@ -199,11 +203,12 @@ def test_off_gpu_pallas_is_flat():
   """Without a GPU (and FORCE unset) impl='pallas' compiles to 'flat'."""
   assert _pallas.FORCE is None and not _pallas.enabled()
   params = tree()
-  tx = ladam_jax.scale_by_laplacian_adam(c2=C2, impl="pallas")
+  tx = ladam_jax.scale_by_laplacian_adam(
+      allow_unstable_c2=True, c2=C2, impl="pallas")
   assert count_kernels(tx.update, params, tx.init(params)) == 0
   got = run(tx, params, steps=2)
-  expected = run(ladam_jax.scale_by_laplacian_adam(c2=C2, impl="flat"),
-                 params, steps=2)
+  expected = run(ladam_jax.scale_by_laplacian_adam(
+      allow_unstable_c2=True, c2=C2, impl="flat"), params, steps=2)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
     np.testing.assert_array_equal(a, b)
 
@@ -215,8 +220,9 @@ def test_kernels_lower_to_triton_for_cuda(force):
   params["bf16"] = jnp.zeros((40, 48), jnp.bfloat16)  # no kernel: flat
   # mu_dtype=bfloat16 (moments not float32): no fused kernel, all 'flat'.
   for mu_dtype, kernels in ((None, 2), (jnp.bfloat16, 0)):
-    tx = ladam_jax.scale_by_laplacian_adam(c2=C2 | {"bf16": 0.1},
-                                           impl="pallas", mu_dtype=mu_dtype)
+    tx = ladam_jax.scale_by_laplacian_adam(
+        allow_unstable_c2=True, c2=C2 | {"bf16": 0.1}, impl="pallas",
+        mu_dtype=mu_dtype)
     lowered = jax.jit(tx.update).trace(params, tx.init(params)).lower(
         lowering_platforms=("cuda",)).as_text()
     assert len(re.findall(r"custom_call @__gpu\$xla\.gpu\.triton",

@@ -97,7 +97,8 @@ def test_variance_floor_matches_transcription(floor):
   grads = rng.standard_normal((12, 8, 9)) * np.linspace(0.1, 2, 9)
   c2 = 0.4  # large enough that v + c2 L(v) goes negative somewhere
   with jax.enable_x64(True):
-    opt = ladam_jax.ladam(1e-2, c2=c2, variance_floor=floor)
+    opt = ladam_jax.ladam(1e-2, c2=c2, variance_floor=floor,
+                          allow_unstable_c2=True)
     params = jnp.asarray(p0)
     state = opt.init(params)
     for g in grads:
@@ -113,9 +114,10 @@ def test_floor_variants_differ_where_smoothed_variance_is_negative():
   rng = np.random.default_rng(1)
   g = jnp.asarray(rng.standard_normal((8, 9)) * np.linspace(0.1, 2, 9),
                   jnp.float32)
-  u_eps, _ = ladam_jax.scale_by_laplacian_adam(c2=0.4).update(
-      g, ladam_jax.scale_by_laplacian_adam(c2=0.4).init(g))
-  tx0 = ladam_jax.scale_by_laplacian_adam(c2=0.4, variance_floor=0.0)
+  unstable = dict(c2=0.4, allow_unstable_c2=True)  # above the bound 3/16
+  u_eps, _ = ladam_jax.scale_by_laplacian_adam(**unstable).update(
+      g, ladam_jax.scale_by_laplacian_adam(**unstable).init(g))
+  tx0 = ladam_jax.scale_by_laplacian_adam(**unstable, variance_floor=0.0)
   u_zero, _ = tx0.update(g, tx0.init(g))
   assert np.all(np.isfinite(u_zero)) and np.all(np.isfinite(u_eps))
   assert not np.allclose(u_eps, u_zero)

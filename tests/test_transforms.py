@@ -455,7 +455,8 @@ def test_finite_gradients_give_finite_updates(shape, c2, mode, stencil, floor,
                                               gscale, seed):
   params = {"w": jax.random.normal(jax.random.key(seed), shape)}
   opt = ladam_jax.ladam(1e-3, c2=c2, mode=mode, stencil=stencil,
-                        variance_floor=floor, min_spatial_size=0)
+                        variance_floor=floor, min_spatial_size=0,
+                        allow_unstable_c2=True)
   state = opt.init(params)
   for t in range(3):
     g = {"w": jax.random.normal(jax.random.key(seed + t), shape) * gscale}
@@ -472,7 +473,7 @@ def test_finite_gradients_give_finite_updates(shape, c2, mode, stencil, floor,
     seed=st.integers(0, 1000))
 def test_rms_and_adagrad_finite(factory, c2, gscale, seed):
   params = {"w": jax.random.normal(jax.random.key(seed), (9, 7))}
-  opt = factory(1e-3, c2=c2)
+  opt = factory(1e-3, c2=c2, allow_unstable_c2=True)
   state = opt.init(params)
   for t in range(3):
     g = {"w": jax.random.normal(jax.random.key(seed + t), (9, 7)) * gscale}
