@@ -98,7 +98,8 @@ def main(argv=None):
     for seed in range(args.seeds):
       per_seed.append(call(ns, seed, steps, c2))
       print(f"{task} seed {seed}: "
-            + ", ".join(f"{n} {v[metric]:.5g}" for n, v in per_seed[-1].items()),
+            + ", ".join(f"{n} {v[metric]:.5g}"
+                        for n, v in per_seed[-1].items()),
             flush=True)
     metrics = {NAMES[n]: {m: [r[n][m] for r in per_seed]
                           for m in per_seed[0][n]} for n in per_seed[0]}

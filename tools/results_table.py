@@ -149,7 +149,8 @@ def other_pairs_table() -> str:
           or (name, base) in MAIN_PAIRS):
         continue
       lines.append(f"| `{task}` | {full['labels'][name]} | "
-                   f"{full['labels'][base]} | {paired_cell(full, name, base)} |")
+                   f"{full['labels'][base]} | "
+                   f"{paired_cell(full, name, base)} |")
   return "\n".join(lines)
 
 

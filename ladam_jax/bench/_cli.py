@@ -1,15 +1,17 @@
-"""ladam-bench: the reference's experiments (ladam 0.4.1), Adam vs LAdam, paired over random seeds.
+"""ladam-bench: the reference's experiments (ladam 0.4.1), Adam vs LAdam.
 
 Usage:
     ladam-bench --list                          # every task, one line each
     ladam-bench cnn-denoise                     # ~1 min on 2 CPU cores
     ladam-bench cnn-denoise --full --reference torch
     ladam-bench pinn-wave --seeds 20 --steps 1000
-    ladam-bench c2-sweep --sweep-task pinn-wave --c2 1e-6,1e-5,1e-4 --sweep-steps 500,1000
+    ladam-bench c2-sweep --sweep-task pinn-wave --sweep-steps 500,1000
     ladam-bench noisy-regression --optimizers ladam,lrmsprop,ladagrad
 
-Every run writes DIR/TASK.md (also printed), DIR/TASK.json (the final metric
-of every optimizer and random seed) and DIR/TASK.png.
+Optimizers are compared paired over random seeds (the same data,
+initialisation and batches). Every run writes DIR/TASK.md (also printed),
+DIR/TASK.json (the final metric of every optimizer and random seed) and
+DIR/TASK.png.
 """
 
 from __future__ import annotations
@@ -240,11 +242,9 @@ def _progress_bar(total: int, quiet: bool):
 
 
 def list_tasks() -> str:
-  lines = [f"{t.name:<19} {t.description.split(';')[0]}"
-           for t in _tasks.TASKS.values()]
-  lines.append(f"{SWEEP:<19} c2 (and optionally step count) sweep of "
-               "LAdam over any task, with a held-out estimate of the best "
-               "cell")
+  lines = [f"{t.name:<19} {t.summary}" for t in _tasks.TASKS.values()]
+  lines.append(f"{SWEEP:<19} c2 (x steps) sweep over any task; held-out "
+               "estimate of the best cell")
   return "\n".join(lines)
 
 

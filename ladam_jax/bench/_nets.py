@@ -29,7 +29,8 @@ class DenoiseCNN(nn.Module):
     in_features = x.shape[-1]
     for features, k in ((self.channels, 7), (self.channels, 5),
                         (self.channels, 5)):
-      x = nn.relu(_torch_init.conv(features, (k,), in_features, self.init_scheme)(x))
+      x = nn.relu(_torch_init.conv(features, (k,), in_features,
+                                   self.init_scheme)(x))
       in_features = features
     return _torch_init.conv(1, (3,), in_features, self.init_scheme)(x)
 
@@ -109,7 +110,7 @@ class SmallMLP(nn.Module):
 
 
 class ReluMLP(nn.Module):
-  """``in → width → width → classes``, ReLU; layers Dense_0, Dense_1, Dense_2."""
+  """``in → width → width → classes``, ReLU (layers Dense_0, 1, 2)."""
   width: int
   classes: int = 10
   init_scheme: str = "torch"
@@ -167,7 +168,7 @@ class SmallResNet(nn.Module):
 
 
 class CharTransformer(nn.Module):
-  """Byte embedding + learned positions → causal pre-norm blocks → 256 logits."""
+  """Byte embedding + positions → causal pre-norm blocks → 256 logits."""
   dim: int
   heads: int
   layers: int

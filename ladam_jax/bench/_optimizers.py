@@ -31,13 +31,14 @@ __all__ = ["BenchOptimizer", "OPTIMIZERS", "DEFAULT_OPTIMIZERS",
 class BenchOptimizer:
   name: str
   label: str
-  # make(lr, c2, impl=None, total_steps=None)
+  # make(lr, c2, impl=None, total_steps=None); only the Chi-Anneal entries
+  # use total_steps (the others take it in ``**_``)
   make: Callable[..., optax.GradientTransformation]
   baseline: Optional[str] = None  # the plain counterpart, for paired stats
 
 
-def _vradam_plain(lr, c2, impl=None, total_steps=None):
-  del c2, total_steps
+def _vradam_plain(lr, c2, impl=None, **_):
+  del c2
   return _vradam.vradam(lr, c2=0.0, impl=impl)
 
 
@@ -49,35 +50,35 @@ def _chi(value, total_steps):
 
 OPTIMIZERS = {o.name: o for o in (
     BenchOptimizer("adam", "Adam (optax.adam)",
-                   lambda lr, c2, impl=None, total_steps=None: optax.adam(lr)),
+                   lambda lr, c2, impl=None, **_: optax.adam(lr)),
     BenchOptimizer("ladam", "LAdam (floor eps, package)",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                   lambda lr, c2, impl=None, **_: _aliases.ladam(
                        lr, c2=c2, impl=impl), "adam"),
     BenchOptimizer("ladam-floor0", "LAdam (floor 0, scripts)",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                   lambda lr, c2, impl=None, **_: _aliases.ladam(
                        lr, c2=c2, variance_floor=0.0, impl=impl), "adam"),
     BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
-                   lambda lr, c2, impl=None, total_steps=None: optax.rmsprop(lr, decay=0.99,
-                                                           eps_in_sqrt=False)),
+                   lambda lr, c2, impl=None, **_: optax.rmsprop(
+                       lr, decay=0.99, eps_in_sqrt=False)),
     BenchOptimizer("lrmsprop", "LRMSProp",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.lrmsprop(
+                   lambda lr, c2, impl=None, **_: _aliases.lrmsprop(
                        lr, c2=c2, impl=impl), "rmsprop"),
     BenchOptimizer("adagrad", "AdaGrad (ladagrad c2=0)",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladagrad(
+                   lambda lr, c2, impl=None, **_: _aliases.ladagrad(
                        lr, c2=0.0, impl=impl)),
     BenchOptimizer("ladagrad", "LAdaGrad",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladagrad(
+                   lambda lr, c2, impl=None, **_: _aliases.ladagrad(
                        lr, c2=c2, impl=impl), "adagrad"),
     BenchOptimizer("laprop", "LaProp",
-                   lambda lr, c2, impl=None, total_steps=None: _laprop.laprop(
+                   lambda lr, c2, impl=None, **_: _laprop.laprop(
                        lr, eps=1e-15, c2=0.0, impl=impl)),
     BenchOptimizer("llaprop", "LaProp + Laplacian",
-                   lambda lr, c2, impl=None, total_steps=None: _laprop.laprop(
+                   lambda lr, c2, impl=None, **_: _laprop.laprop(
                        lr, eps=1e-15, c2=c2, impl=impl), "laprop"),
     BenchOptimizer("vradam", "VRAdam (beta3 1, cutoff 10)", _vradam_plain,
                    "adam"),
     BenchOptimizer("lvradam", "VRAdam + Laplacian",
-                   lambda lr, c2, impl=None, total_steps=None: _vradam.vradam(
+                   lambda lr, c2, impl=None, **_: _vradam.vradam(
                        lr, c2=c2, impl=impl), "vradam"),
     # Chi-Anneal on the learning rate (the package's ChiAnnealScheduler):
     # a 2 x 2 design separates the schedule's effect from the Laplacian's.

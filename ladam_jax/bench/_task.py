@@ -56,6 +56,7 @@ class Task:
   default: Size
   full: Size
   tiny: Size
+  summary: str = ""      # one short line for ``ladam-bench --list``
   reference: str = ""    # the reference script / row this task mirrors
   claim: str = ""        # what the reference's results table says
   seed_batching: str = "vmap"  # or 'loop' (see _train: which is faster)

@@ -1,4 +1,4 @@
-"""The tasks of ``ladam-bench``: each one experiment behind the reference's table.
+"""The tasks of ``ladam-bench``: the experiments behind the reference's table.
 
 Each task mirrors one experiment script of the reference (``ladam`` 0.4.1,
 ``experiment_scripts/`` of its sdist) or one row of its results table; the
@@ -38,10 +38,10 @@ def _denoise_model(size):
 
 def _denoise_setup(seed, size):
   o = size.options
-  train = _data.sinusoid_signals(stream_key(seed, DATA), o["n_train"], o["length"],
-                           o["noise"])
+  train = _data.sinusoid_signals(stream_key(seed, DATA), o["n_train"],
+                                 o["length"], o["noise"])
   test = _data.sinusoid_signals(stream_key(seed + 10000, DATA), o["n_test"],
-                          o["length"], o["noise"])
+                                o["length"], o["noise"])
   params = _denoise_model(size).init(stream_key(seed, INIT), train[0][:1])
   return params, {"train": train, "test": test}
 
@@ -62,6 +62,7 @@ _DENOISE = dict(n_train=200, n_test=100, length=256, noise=0.3, batch=32,
 
 CNN_DENOISE = Task(
     name="cnn-denoise",
+    summary="1-D CNN denoising noisy sinusoids (_cnn_test.py); test MSE",
     description=("1-D CNN denoiser (1→32 k7, 32→32 k5, 32→32 k5, 32→1 k3, "
                  "ReLU, PyTorch's default init) on sums of five sinusoids "
                  "(integer frequency 1-9, t in [0, 2π], length 256) plus "
@@ -156,6 +157,7 @@ _WAVE = dict(width=128, depth=4, n_interior=500, n_boundary=50,
 
 PINN_WAVE = Task(
     name="pinn-wave",
+    summary="PINN for the 1-D wave equation (_true_pinn_test.py); grid RMSE",
     description=("PINN for u_tt = u_xx on [0,1]², u(0,t) = u(1,t) = 0, "
                  "u(x,0) = sin(πx), u_t(x,0) = 0 (exact sin(πx)cos(πt)); "
                  "tanh MLP 2→128×4→1 (PyTorch's default init); loss "
@@ -197,7 +199,8 @@ PINN_WAVE = Task(
 
 def _digits_model(size):
   o = size.options
-  return _nets.DigitsTransformer(o["dim"], o["heads"], o["layers"], _task.init_scheme(size))
+  return _nets.DigitsTransformer(o["dim"], o["heads"], o["layers"],
+                                 _task.init_scheme(size))
 
 
 def _digits_setup(seed, size):
@@ -231,6 +234,7 @@ _DIGIT_EPOCH = 1437 // 64  # 22 steps
 
 IMAGE_TRANSFORMER = Task(
     name="image-transformer",
+    summary="transformer on 8×8 digits (stand-in: FashionMNIST row); accuracy",
     description=("scikit-learn's bundled 8×8 digits, NOT FashionMNIST (which "
                  "would have to be downloaded): transformer classifier, 16 "
                  "patches of 2×2 pixels, 128-dim, 4 heads, 2 pre-norm layers "
@@ -300,6 +304,7 @@ _REGRESSION = dict(width=256, n_train=1000, noise=0.3)
 
 NOISY_REGRESSION = Task(
     name="noisy-regression",
+    summary="tanh MLP fitting a noisy 1-D signal (_nr_c2_sweep.py); MSE",
     description=("tanh MLP 1→256→256→256→1 (PyTorch's default init) fitted "
                  "full-batch to y = sin(2πx) + 0.5·sin(5πx) + 0.3·noise on "
                  "1000 points of linspace(−3, 3) (noise from random seed + "
@@ -336,7 +341,8 @@ NOISY_REGRESSION = Task(
 
 
 def _mlp_model(size):
-  return _nets.ReluMLP(size.options["width"], init_scheme=_task.init_scheme(size))
+  return _nets.ReluMLP(size.options["width"],
+                       init_scheme=_task.init_scheme(size))
 
 
 def _mnist1d_setup(seed, size):
@@ -376,6 +382,8 @@ _MLP_EPOCH = 4000 // 128  # 31 steps
 
 IMAGE_MLP = Task(
     name="image-mlp",
+    summary=("MLP on MNIST-1D (stand-in: FashionMNIST MLP row), reordered, "
+             "Chi-Anneal c2"),
     description=("MNIST-1D (40-sample signals of 10 digit templates, "
                  "generated offline by the mnist1d package's make_dataset), "
                  "NOT FashionMNIST (which would have to be downloaded): MLP "
@@ -440,6 +448,8 @@ _RESNET = dict(channels=16, batch=64, n_total=1797, n_train=1437)
 
 RESNET_CHI_ANNEAL = Task(
     name="resnet-chi-anneal",
+    summary=("small ResNet on 8×8 digits (stand-in: CIFAR-10 row), 2 × 2 "
+             "with Chi-Anneal"),
     description=("scikit-learn's bundled 8×8 digits, NOT CIFAR-10 (which "
                  "would have to be downloaded): a small ResNet (conv3×3 16 → "
                  "2 residual blocks of 16 → 2 of 32, stride 2 → average pool "
@@ -501,7 +511,8 @@ def _windows(tokens, starts, length):
 
 def _lm_setup(seed, size):
   o = size.options
-  corpus = jnp.asarray(_data.stdlib_corpus(o["n_train_bytes"] + o["n_val_bytes"]))
+  corpus = jnp.asarray(
+      _data.stdlib_corpus(o["n_train_bytes"] + o["n_val_bytes"]))
   train, val = corpus[:o["n_train_bytes"]], corpus[o["n_train_bytes"]:]
   ctx = o["context"]
   n_val = o["n_val_bytes"] // (ctx + 1)
@@ -534,6 +545,8 @@ _LM["n_train"] = _LM["n_train_bytes"] - _LM["context"] - 1  # window starts
 
 CHAR_LM = Task(
     name="char-lm",
+    summary=("byte-level causal transformer on stdlib source (stand-in: "
+             "GPT-2 row); perplexity"),
     description=("a small causal transformer language model (byte "
                  "embedding, 64-dim, 4 heads, 2 pre-norm layers, context "
                  "64), NOT GPT-2 fine-tuning on WikiText-2 (which would have "

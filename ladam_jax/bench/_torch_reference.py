@@ -1,4 +1,4 @@
-"""``--reference torch``: the same tasks trained with the PyTorch package ``ladam``.
+"""``--reference torch``: the tasks trained with the PyTorch package ``ladam``.
 
 The torch models are written functionally over the *same* initial parameters
 (Flax kernels transposed to torch's layout), the same data and the same
@@ -328,7 +328,8 @@ def _problem(torch, task, size, params, data):
                                         / torch.sum(exact ** 2))}
 
     return loss, evaluate
-  raise ValueError(f"--reference torch supports {TORCH_TASKS}, not {task.name!r}")
+  raise ValueError(
+      f"--reference torch supports {TORCH_TASKS}, not {task.name!r}")
 
 
 def _batch_indices(task, size, batch_keys):

@@ -42,7 +42,7 @@ class RunResult:
     return self.curves[:, -1]
 
   def at_step(self, step: int, metric: Optional[str] = None) -> np.ndarray:
-    """Per-seed value of ``metric`` (default: the primary) after ``step`` steps."""
+    """Per-seed ``metric`` (default: the primary) after ``step`` steps."""
     where = np.flatnonzero(self.steps == step)
     if where.size == 0:
       raise ValueError(f"step {step} was not evaluated; evaluated steps: "
