@@ -179,10 +179,11 @@ class ParamReport:
 # What the bench measured (README, "Results"), stated with every
 # recommendation instead of a verdict the evidence does not support.
 _EVIDENCE = (
-    "Evidence (ladam-bench, paired over random seeds): a gain over Adam on "
-    "the reference's 1-D CNN denoising with its floor-0 variant; none "
-    "significant on the other tasks rerun so far. Compare with Adam on your "
-    "own task over several random seeds before adopting LAdam.")
+    "Evidence (ladam-bench, paired over random seeds): the reference's "
+    "floor-0 LAdam beat Adam on its 1-D CNN denoising, and on its PINN after "
+    "500 steps but not after 1000; no significant gain elsewhere, and none "
+    "anywhere for the package's default (eps floor). Compare with Adam on "
+    "your own task over several random seeds before adopting LAdam.")
 
 
 def analyze_params(params: Any,
