@@ -28,6 +28,8 @@ import sys
 
 import numpy as np
 
+from ladam_jax.bench import _report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = os.path.join(ROOT, "benchmarks", "ladam-bench", "full")
 DEFAULT = os.path.join(ROOT, "benchmarks", "ladam-bench", "default")
@@ -73,34 +75,37 @@ def _fmt(x):
   return f"{x:.3g}"
 
 
+def _floats(values):
+  """JSON numbers (None for a diverged run) as a float array (NaN)."""
+  return None if values is None else np.array(
+      [np.nan if x is None else x for x in values], np.float64)
+
+
 def _values(record, name, step=None):
   """Final metric per random seed (or the metric after ``step`` steps)."""
   if step is None:
-    v = record["results"].get(name)
-  else:
-    curve = record["curves"].get(name)
-    v = None if curve is None else [
-        row[record["curve_steps"][name].index(step)] for row in curve]
-  return None if v is None else np.array(
-      [np.nan if x is None else x for x in v], np.float64)
+    return _floats(record["results"].get(name))
+  curve = record["curves"].get(name)
+  return None if curve is None else _floats(
+      [row[record["curve_steps"][name].index(step)] for row in curve])
 
 
 def paired_cell(record, name, base="adam", step=None):
-  """'mean, ±x.xx %, wins a/n, p = …' of ``name`` against ``base``."""
-  from scipy import stats  # pylint: disable=import-outside-toplevel
+  """'mean, ±x.xx %, wins a/n, p = …' of ``name`` against ``base``.
+
+  The statistics are ladam-bench's own (``_report.paired_finite``: over the
+  random seeds where both are finite; win = better by > 0.1 %; two-sided
+  Wilcoxon signed-rank).
+  """
   c, b = _values(record, name, step), _values(record, base, step)
   if c is None or b is None:
     return "—"
-  ok = np.isfinite(c) & np.isfinite(b)
-  bad = int((~ok).sum())
-  c, b = c[ok], b[ok]
-  rel = (c - b) / np.abs(b)
-  better = rel > 1e-3 if record["higher_is_better"] else rel < -1e-3
-  d = c - b
-  p = (float(stats.wilcoxon(d).pvalue) if d.size > 1 and np.any(d != 0)
-       else 1.0)
-  text = (f"{_fmt(c.mean())}, {100 * rel.mean():+.2f} %, wins "
-          f"{int(better.sum())}/{c.size}, p = {p:.2g}")
+  p, bad = _report.paired_finite(c, b, record["higher_is_better"])
+  if p is None:
+    return f"diverged {bad}"
+  mean = c[np.isfinite(c) & np.isfinite(b)].mean()
+  text = (f"{_fmt(mean)}, {100 * p.rel_change:+.2f} %, wins "
+          f"{round(p.win_rate * p.n)}/{p.n}, p = {p.p_value:.2g}")
   return text + (f", diverged {bad}" if bad else "")
 
 
@@ -183,9 +188,7 @@ def metrics_table() -> str:
     for metric in full["metrics"]["adam"]:
       cells = []
       for n in names:
-        v = full["metrics"].get(n, {}).get(metric)
-        v = None if v is None else np.array(
-            [np.nan if x is None else x for x in v], np.float64)
+        v = _floats(full["metrics"].get(n, {}).get(metric))
         cells.append("—" if v is None else _fmt(np.nanmean(v)))
       lines.append(f"| `{task}` | {metric} | " + " | ".join(cells) + " |")
   return "\n".join(lines)

@@ -264,9 +264,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.error(f"--sweep-steps {max(args.sweep_steps)} is beyond --steps "
                  f"{size.steps}")
   runs = _runs(task, args, parser)
+  txs = {}
   for run in runs:  # invalid hyperparameters fail here, before any training
     try:
-      run.make(run.lr, run.c2, impl=args.impl, total_steps=size.steps)
+      txs[run.name] = run.make(run.lr, run.c2, impl=args.impl,
+                               total_steps=size.steps)
     except ValueError as e:
       parser.error(f"{run.name}: {e}")
   reference = []
@@ -285,9 +287,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if bar is not None:
       bar.set_description(run.name)
     results.append(_train.train_seeds(
-        task, size,
-        run.make(run.lr, run.c2, impl=args.impl, total_steps=size.steps),
-        name=run.name,
+        task, size, txs[run.name], name=run.name,
         seed_batching=args.seed_batching, prepared=prepared,
         progress=bar.update if bar is not None else None,
         eval_steps=sweep_steps))

@@ -137,13 +137,11 @@ class ResidualBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     cin = x.shape[-1]
-    conv = lambda f, k, c, s=1: nn.Conv(  # noqa: E731
-        f, k, strides=s, padding="SAME",
-        kernel_init=(_torch_init.torch_kernel_init
-                     if self.init_scheme == "torch"
-                     else nn.initializers.lecun_normal()),
-        bias_init=(_torch_init.torch_bias_init(c * math.prod(k))
-                   if self.init_scheme == "torch" else nn.initializers.zeros))
+
+    def conv(features, kernel_size, in_features, stride=1):
+      return _torch_init.conv(features, kernel_size, in_features,
+                              self.init_scheme, strides=stride)
+
     h = nn.relu(conv(self.features, (3, 3), cin, self.stride)(x))
     h = conv(self.features, (3, 3), self.features)(h)
     if self.stride != 1 or cin != self.features:

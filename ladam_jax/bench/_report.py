@@ -10,6 +10,7 @@ import platform
 import textwrap
 from typing import Any, Optional, Sequence
 
+import jax
 import numpy as np
 
 from ladam_jax.bench import _stats
@@ -78,7 +79,6 @@ class Report:
     t = self.task
     c2s = sorted({s["c2"] for n, s in self.settings.items()
                   if self.baselines.get(n)})
-    import jax  # pylint: disable=import-outside-toplevel
     return "\n".join([
         f"{t.description}.",
         "",

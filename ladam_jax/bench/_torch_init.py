@@ -53,12 +53,13 @@ def dense(features: int, fan_in: int, init: str, name=None) -> nn.Dense:
 
 
 def conv(features: int, kernel_size: tuple[int, ...], in_features: int,
-         init: str, name=None) -> nn.Conv:
+         init: str, name=None, strides: int = 1) -> nn.Conv:
   """'SAME'-padded ``nn.Conv`` initialised as ``torch.nn.ConvNd``."""
   _check(init)
   if init == "flax":
-    return nn.Conv(features, kernel_size, padding="SAME", name=name)
+    return nn.Conv(features, kernel_size, strides=strides, padding="SAME",
+                   name=name)
   fan_in = in_features * math.prod(kernel_size)
-  return nn.Conv(features, kernel_size, padding="SAME",
+  return nn.Conv(features, kernel_size, strides=strides, padding="SAME",
                  kernel_init=torch_kernel_init,
                  bias_init=torch_bias_init(fan_in), name=name)

@@ -93,13 +93,6 @@ def _optimizer(torch, ladam, name, params, lr, c2, total_steps=None):
   raise ValueError(f"no reference optimizer for {name!r}")
 
 
-def _layers(tree):
-  """The (kernel, bias) dicts of a Flax params tree, in definition order."""
-  if "kernel" in tree:
-    return [tree]
-  return [layer for sub in tree.values() for layer in _layers(sub)]
-
-
 def _torch_layer(torch, layer):
   """Dense (in,out) → (out,in); Conv (*spatial,in,out) → (out,in,*spatial)."""
   kernel = np.asarray(layer["kernel"])
@@ -107,12 +100,6 @@ def _torch_layer(torch, layer):
   kernel = np.transpose(kernel, (nd - 1, nd - 2) + tuple(range(nd - 2)))
   return (torch.tensor(np.ascontiguousarray(kernel), requires_grad=True),
           torch.tensor(np.asarray(layer["bias"]), requires_grad=True))
-
-
-def _torch_params(torch, flax_params):
-  """Flax params → torch leaves [w0, b0, w1, b1, ...], in definition order."""
-  return [a for layer in _layers(flax_params["params"])
-          for a in _torch_layer(torch, layer)]
 
 
 def _torch_tree(torch, tree):
@@ -132,6 +119,8 @@ def _torch_tree(torch, tree):
 
 
 def _leaves(tree):
+  """The torch tensors of a :func:`_torch_tree`, in the Flax tree's order
+  (for a stack of Dense/Conv layers: [w0, b0, w1, b1, ...])."""
   if isinstance(tree, dict):
     return [a for sub in tree.values() for a in _leaves(sub)]
   return list(tree) if isinstance(tree, tuple) else [tree]
@@ -400,13 +389,11 @@ def _run(torch, ladam, task, size, name, lr, c2, tname, prepared, progress,
   for seed in range(size.seeds):
     seed_params = jax.tree.map(lambda x, s=seed: np.asarray(x[s]), params)
     seed_data = jax.tree.map(lambda x, s=seed: np.asarray(x[s]), data)
-    if task.name in _TREE_TASKS:
-      tree = _torch_tree(torch, seed_params["params"])
-      tp = _leaves(tree)
-      loss_fn, evaluate = _problem(torch, task, size, tree, seed_data)
-    else:
-      tp = _torch_params(torch, seed_params)
-      loss_fn, evaluate = _problem(torch, task, size, tp, seed_data)
+    tree = _torch_tree(torch, seed_params["params"])
+    tp = _leaves(tree)
+    loss_fn, evaluate = _problem(
+        torch, task, size, tree if task.name in _TREE_TASKS else tp,
+        seed_data)
     opt = _optimizer(torch, ladam, name, tp, lr, c2, size.steps)
     opt, scheduler = opt if isinstance(opt, tuple) else (opt, None)
     curve = [evaluate_all(evaluate)]
