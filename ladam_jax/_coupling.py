@@ -28,7 +28,8 @@ from ladam_jax import _layout
 from ladam_jax import _numerics
 from ladam_jax import _validation
 
-__all__ = ["LeafCoupling", "plan", "smooth", "smooth_tree", "coupled_term",
+__all__ = ["LeafCoupling", "plan", "smooth", "smoothed", "smooth_tree",
+           "coupled_term", "compute_dtype",
            "validate", "map_leaves", "plan_kwargs", "needs_laplacian",
            "BATCH_MAX_SIZE", "BATCH_MAX_LEAVES"]
 
@@ -144,14 +145,58 @@ def _fusable_impl(impl: str | None) -> str | None:
   return "flat" if impl == "pallas" else impl
 
 
+def compute_dtype(dtype) -> jnp.dtype:
+  """The dtype the stencil sums in: float32 for half-precision leaves.
+
+  A float16 variance above about 2e4 overflows the stencil's sums (one
+  float16 gradient of 900 has g² = 8.1e5 > 65504 already), so float16 and
+  bfloat16 leaves are smoothed in float32 and cast back; other dtypes are
+  smoothed in their own.
+  """
+  dtype = jnp.dtype(dtype)
+  if dtype in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
+    return jnp.dtype(jnp.float32)
+  return dtype
+
+
+def _term(x: jax.Array, leaf: LeafCoupling, stencil: str,
+          impl: str | None) -> jax.Array:
+  """``c2 · L(x)`` in :func:`compute_dtype`."""
+  dtype = compute_dtype(x.dtype)
+  return _c2.c2_as(leaf.c2, dtype) * _laplacian.leaf_laplacian(
+      x, leaf.spec, stencil, _fusable_impl(impl), dtype)
+
+
 def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,
                  impl: str | None) -> jax.Array | None:
-  """``c2 · L(x)`` where the leaf is coupled (0 elsewhere); None if never."""
+  """``c2 · L(x)`` where the leaf is coupled (0 elsewhere); None if never.
+
+  In :func:`compute_dtype`, and 0 wherever it is not finite (as
+  :func:`smoothed` leaves such entries unsmoothed).
+  """
   if not needs_laplacian(leaf):
     return None
-  term = _c2.c2_as(leaf.c2, x.dtype) * _laplacian.leaf_laplacian(
-      x, leaf.spec, stencil, _fusable_impl(impl))
+  term = _term(x, leaf, stencil, impl)
+  term = jnp.where(jnp.isfinite(term), term, jnp.zeros((), term.dtype))
   return _select(leaf.use_lap, term, jnp.zeros_like(term))
+
+
+def smoothed(x: jax.Array, leaf: LeafCoupling, stencil: str,
+             impl: str | None) -> jax.Array:
+  """``x + c2·L(x)`` in :func:`compute_dtype`, and ``x`` where that is not
+  finite.
+
+  ``x + c2·L(x)`` is not finite where ``x`` is not (an overflowed g², a NaN
+  gradient: the entry keeps its inf or NaN, as Adam's second moment), where
+  a neighbour is not (the stencil reads inf or NaN), or where the stencil's
+  sums overflow (finite values within a few times the dtype's largest). In
+  each case the entry is left unsmoothed at that step: one select on values
+  the update computes anyway, so finite results are bit-for-bit the plain
+  formula's, and XLA still fuses the stencil into the update's loop.
+  """
+  xc = x.astype(compute_dtype(x.dtype))
+  y = xc + _term(x, leaf, stencil, impl)
+  return jnp.where(jnp.isfinite(y), y, xc)
 
 
 def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
@@ -165,6 +210,11 @@ def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
   buffer that exists anyway (the new optimizer state), instead of a
   materialised ``x / d``. ``leaf.c2`` and ``leaf.use_lap`` may also be arrays
   that broadcast against ``x`` (one value per stacked leaf).
+
+  Overflow-safe (:func:`smoothed`): half-precision leaves are smoothed in
+  float32 and cast back, and an entry where ``x + c2·L(x)`` is not finite
+  (``x`` or a neighbour is inf or NaN, or the sums overflow) is left
+  unsmoothed, so its update is Adam's.
   """
   div = (lambda y: y) if divisor is None else (
       lambda y: _numerics.divide(y, divisor))
@@ -172,12 +222,11 @@ def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
     return div(x)
   coupled = x
   if not leaf.spec.too_small:
-    coupled = x + _c2.c2_as(leaf.c2, x.dtype) * _laplacian.leaf_laplacian(
-        x, leaf.spec, stencil, _fusable_impl(impl))
-  coupled, x = div(coupled), div(x)
+    coupled = smoothed(x, leaf, stencil, impl)
+  coupled = div(coupled)
   if floor is not None:
-    coupled = jnp.maximum(coupled, jnp.asarray(floor, x.dtype))
-  return _select(leaf.use_lap, coupled, x)
+    coupled = jnp.maximum(coupled, jnp.asarray(floor, coupled.dtype))
+  return _select(leaf.use_lap, coupled.astype(x.dtype), div(x))
 
 
 def _stacked_leaf(group: list[LeafCoupling], ndim: int,

@@ -131,8 +131,9 @@ def _kernel_2d(stencil: str, dtype) -> jax.Array:
   return jnp.asarray(k, dtype=dtype)
 
 
-def _conv_field(f: jax.Array, stencil: str) -> jax.Array:
+def _conv_field(f: jax.Array, stencil: str, dtype) -> jax.Array:
   """Periodic Laplacian of a batch of fields ``(B, n)`` or ``(B, h, w)``."""
+  f = f.astype(dtype)
   if f.ndim == 2:  # 1-D fields
     fp = jnp.pad(f, ((0, 0), (1, 1)), mode="wrap")[:, None, :]
     k = jnp.asarray(np.array([1.0, -2.0, 1.0]), f.dtype)[None, None, :]
@@ -147,7 +148,7 @@ def _conv_field(f: jax.Array, stencil: str) -> jax.Array:
   return out[:, 0]
 
 
-def _shift_field(f: jax.Array, stencil: str) -> jax.Array:
+def _shift_field(f: jax.Array, stencil: str, dtype) -> jax.Array:
   """Same as :func:`_conv_field`, from shifted slices of a wrap-padded field.
 
   XLA fuses the pad, the slices and the weighted sum with the optimizer's
@@ -156,13 +157,13 @@ def _shift_field(f: jax.Array, stencil: str) -> jax.Array:
   """
   if f.ndim == 2:
     n = f.shape[1]
-    p = jnp.pad(f, ((0, 0), (1, 1)), mode="wrap")
-    return p[:, :n] + p[:, 2:] - 2 * f
+    p = jnp.pad(f, ((0, 0), (1, 1)), mode="wrap").astype(dtype)
+    return p[:, :n] + p[:, 2:] - 2 * f.astype(dtype)
   h, w = f.shape[1:]
   p = jnp.pad(f, ((0, 0), (1, 1), (1, 1)), mode="wrap")
-  s = lambda i, j: p[:, i:i + h, j:j + w]
+  s = lambda i, j: p[:, i:i + h, j:j + w].astype(dtype)
   return _stencil_sum(
-      stencil, f.dtype, f, s(0, 1), s(2, 1), s(1, 0), s(1, 2),
+      stencil, dtype, f.astype(dtype), s(0, 1), s(2, 1), s(1, 0), s(1, 2),
       lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
 
 
@@ -259,7 +260,8 @@ def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
   return _RowPlan((b, h, w), tuple(runs))
 
 
-def _run_rows(view: jax.Array, runs, stencil: str) -> list[jax.Array]:
+def _run_rows(view: jax.Array, runs, stencil: str,
+              dtype) -> list[jax.Array]:
   """The Laplacian on each run ``(start, n, up, down)`` of a ``(B, R, w)`` view.
 
   Every neighbour is a slice of the flattened rows: column ``j ± 1`` is the
@@ -283,32 +285,34 @@ def _run_rows(view: jax.Array, runs, stencil: str) -> list[jax.Array]:
       # select in left() / right() discards.
       piece = lax.pad(piece, jnp.zeros((), flat.dtype),
                       ((0, 0, 0), (max(-lo, 0), max(hi - h * w, 0), 0)))
-    return piece.reshape(b, n, w)
+    return piece.reshape(b, n, w).astype(dtype)
 
   def left(start, n):
-    return jnp.where(first, view[:, start:start + n, w - 1:],
+    return jnp.where(first, view[:, start:start + n, w - 1:].astype(dtype),
                      rows(start, n, -1))
 
   def right(start, n):
-    return jnp.where(last, view[:, start:start + n, :1], rows(start, n, 1))
+    return jnp.where(last, view[:, start:start + n, :1].astype(dtype),
+                     rows(start, n, 1))
 
   return [_stencil_sum(
-      stencil, view.dtype, rows(start, n), rows(u, n), rows(d, n),
+      stencil, dtype, rows(start, n), rows(u, n), rows(d, n),
       left(start, n), right(start, n),
       lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
                              right(d, n)))
           for start, n, u, d in runs]
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str) -> jax.Array:
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str,
+               dtype) -> jax.Array:
   """The Laplacian of a leaf by its :class:`_RowPlan` (see module docs).
 
   Jitted so that an un-jitted ``tx.update`` compiles one program per leaf
   shape instead of dispatching its many slices one by one; inside an outer
   ``jit`` it is inlined and fused like the rest of the update.
   """
-  pieces = _run_rows(x.reshape(plan.view), plan.runs, stencil)
+  pieces = _run_rows(x.reshape(plan.view), plan.runs, stencil, dtype)
   return jnp.concatenate(pieces, axis=1).reshape(x.shape)
 
 
@@ -316,25 +320,33 @@ _FIELD_IMPLS = {"conv": _conv_field, "shift": _shift_field}
 
 
 def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
-                   stencil: str, impl: str | None = None) -> jax.Array:
-  """The Laplacian of one leaf whose field description is ``spec``."""
+                   stencil: str, impl: str | None = None,
+                   dtype=None) -> jax.Array:
+  """The Laplacian of one leaf whose field description is ``spec``.
+
+  ``dtype`` (default ``x.dtype``) is the dtype the stencil sums in and
+  returns: every neighbour read is converted to it, inside the fused loop
+  (converting ``x`` first would be a separate XLA kernel).
+  """
+  dtype = x.dtype if dtype is None else jnp.dtype(dtype)
   if spec is None or spec.too_small:
-    return jnp.zeros_like(x)
+    return jnp.zeros(x.shape, dtype)
   impl = default_impl() if impl is None else impl
   if impl == "pallas":
     from ladam_jax import _pallas  # pylint: disable=import-outside-toplevel
-    if _pallas.enabled() and _pallas.qualifies(tuple(x.shape), spec, x.dtype):
+    if _pallas.enabled() and _pallas.qualifies(tuple(x.shape), spec, x.dtype,
+                                               dtype):
       return _pallas.laplacian_leaf(x, spec, stencil)
     impl = "flat"
   if impl == "flat":
     plan = _row_plan(tuple(x.shape), spec)
     if plan is not None:
-      return _flat_leaf(x, plan, stencil)
+      return _flat_leaf(x, plan, stencil, dtype)
     impl = "shift"  # 1-D fields, and layouts whose columns are not minor
   identity = spec.perm == tuple(range(x.ndim))
   xt = x if identity else jnp.transpose(x, spec.perm)
   field = xt.reshape((spec.batch,) + spec.field)
-  out = _FIELD_IMPLS[impl](field, stencil).reshape(xt.shape)
+  out = _FIELD_IMPLS[impl](field, stencil, dtype).reshape(xt.shape)
   return out if identity else jnp.transpose(out, np.argsort(spec.perm))
 
 

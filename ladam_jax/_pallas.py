@@ -183,7 +183,8 @@ def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, leaf, *,
   ``use_lap`` else :math:`v_t / bc_2`, :math:`u = (m_t / bc_1) / (\sqrt{s} +
   \epsilon)`. ``leaf`` is the leaf's :class:`ladam_jax._coupling.LeafCoupling`
   (its ``c2`` and ``use_lap`` may be traced); ``bc1``, ``bc2`` are the bias
-  correction divisors.
+  correction divisors. Entries where :math:`v_t + c_2 L(v_t)` is not finite
+  are left unsmoothed, as :func:`ladam_jax._coupling.smoothed` does.
   """
   dtype = g.dtype
   coefs = jnp.stack([jnp.asarray(x).astype(dtype) for x in (
@@ -196,7 +197,9 @@ def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, leaf, *,
   def post(c, v_t, lap, g, v, m):
     del v
     m_t = c[0] * g + c[1] * m
-    smoothed = jnp.maximum((v_t + c[6] * lap) / c[5], c[7])
+    coupled = v_t + c[6] * lap  # v_t where not finite (_coupling.smoothed)
+    coupled = jnp.where(jnp.isfinite(coupled), coupled, v_t)
+    smoothed = jnp.maximum(coupled / c[5], c[7])
     s = jnp.where(c[9] > 0, smoothed, v_t / c[5])
     return (m_t / c[4]) / (jnp.sqrt(s) + c[8]), m_t, v_t
 

@@ -97,6 +97,12 @@ def scale_by_laplacian_adam(
   :math:`v \leftarrow \max((2-d) v - (1-d) v_{prev} + \Delta t^2 a,
   \epsilon)`. Update :math:`\hat m_t / (\sqrt{v} + \epsilon)`.
 
+  Numerical safety: half-precision leaves are smoothed in float32; an entry
+  where :math:`v + c_2 L(v)` is not finite (its own or a neighbour's
+  :math:`v` is inf or NaN, or the sums overflow) is left unsmoothed, so
+  where Adam's update is finite this one is too (README, "Numerical
+  safety").
+
   ``mode='weight_lap'`` smooths the already-stepped weights, which a scale-by
   transform cannot see: use :func:`ladam_jax.ladam` with that mode, or chain
   :func:`ladam_jax.add_weight_laplacian` after the learning rate.
@@ -234,21 +240,35 @@ def scale_by_laplacian_adam(
 
   def _wave_leaf(g, m_hat, v, v_prev, e0_state, leaf, count_inc):
     g2 = _numerics.abs_sq(g)
+    state_dtype = v.dtype  # complex for complex leaves; v is real-valued
+    v, v_prev = jnp.real(v), jnp.real(v_prev)
     first = count_inc == 1
-    e0_auto = jnp.where(first, jnp.mean(g2), e0_state).astype(e0_state.dtype)
+    e0_auto = jnp.where(first, _numerics.finite_mean(g2),
+                        e0_state).astype(e0_state.dtype)
     e0_sq = jnp.where(jnp.asarray(wave_E0) != 0,
-                      jnp.asarray(wave_E0 * wave_E0, g2.dtype), e0_auto)
+                      jnp.asarray(wave_E0 * wave_E0, g2.dtype),
+                      jnp.real(e0_auto))
     acc = -(wave_kappa * (g2 - e0_sq))
     term = _coupling.coupled_term(v, leaf, stencil, impl)
     if term is not None:
       acc = term + acc
     d = wave_damping
-    v_next = jnp.maximum(
-        (2 - d) * v - (1 - d) * v_prev + (wave_dt * wave_dt) * acc, eps)
+    wave = (2 - d) * v - (1 - d) * v_prev + (wave_dt * wave_dt) * acc
+    # Where the leapfrog overflows from finite values, v saturates at the
+    # dtype's largest value instead of turning inf or NaN for good.
+    big = jnp.finfo(state_dtype).max
+    v_next = jnp.where(jnp.isnan(wave), big, jnp.clip(wave, eps, big))
+    # Where g² or v is not finite, v follows Adam's second moment: v + g²
+    # (inf stays inf, so the update there is 0; NaN stays NaN). coupled_term
+    # is 0 wherever a neighbour is not finite (those entries are unsmoothed)
+    # and the automatic E0 is the mean over the finite entries, so the rest
+    # of the leaf is unaffected.
+    v_next = jnp.where(jnp.isfinite(v) & jnp.isfinite(g2), v_next, v + g2)
     v_first = jnp.maximum(g2, eps)
     new_v = jnp.where(first, v_first, v_next).astype(v.dtype)
-    new_prev = jnp.where(first, v_first, v).astype(v.dtype)
     update = m_hat / (jnp.sqrt(new_v) + eps)
+    new_prev = jnp.where(first, v_first, v).astype(state_dtype)
+    new_v = new_v.astype(state_dtype)
     return update, new_v, new_prev, e0_auto
 
   return optax.GradientTransformation(init_fn, update_fn)
