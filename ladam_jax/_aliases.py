@@ -28,7 +28,7 @@ def check_learning_rate(learning_rate):
 
 def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
                 stencil, min_spatial_size, layout, variance_floor, mu_dtype,
-                impl, wave, allow_unstable_c2=False):
+                impl, wave, allow_unstable_c2=False, nu_dtype=None):
   check_learning_rate(learning_rate)
   _validation.check_choice("mode", mode, _transforms.ADAM_MODES)
   scale_mode = "variance_lap" if mode == "weight_lap" else mode
@@ -39,7 +39,8 @@ def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
           c2=0.0 if mode == "weight_lap" else c2,
           mode=scale_mode, stencil=stencil, min_spatial_size=min_spatial_size,
           layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-          impl=impl, allow_unstable_c2=allow_unstable_c2, **wave),
+          nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
+          **wave),
   ]
   if weight_decay is not None:
     parts.append(optax.add_decayed_weights(weight_decay, mask))
@@ -64,6 +65,7 @@ def ladam(
     layout: Any = "flax",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
     wave_dt: jax.typing.ArrayLike = 0.1,
     wave_kappa: jax.typing.ArrayLike = 0.1,
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
@@ -107,6 +109,8 @@ def ladam(
     variance_floor: floor of the smoothed variance; None (default) means
       ``eps`` as in the package, ``0.0`` as in the reference's experiment scripts.
     mu_dtype: optional dtype of the first moment.
+    nu_dtype: optional dtype of the second moment (e.g. float32 for
+      bfloat16 parameters).
     wave_dt: time step of ``'wave_variance'``.
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
@@ -128,7 +132,8 @@ def ladam(
   return _adam_chain(
       learning_rate, None, None, b1=b1, b2=b2, eps=eps, c2=c2, mode=mode,
       stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
-      variance_floor=variance_floor, mu_dtype=mu_dtype, impl=impl,
+      variance_floor=variance_floor, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
+      impl=impl,
       allow_unstable_c2=allow_unstable_c2,
       wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))
 
@@ -153,6 +158,7 @@ def ladamw(
     layout: Any = "flax",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
     wave_dt: jax.typing.ArrayLike = 0.1,
     wave_kappa: jax.typing.ArrayLike = 0.1,
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
@@ -189,6 +195,8 @@ def ladamw(
     layout: field layout(s), as in :func:`ladam`.
     variance_floor: floor of the smoothed variance (None = eps).
     mu_dtype: optional dtype of the first moment.
+    nu_dtype: optional dtype of the second moment (e.g. float32 for
+      bfloat16 parameters).
     wave_dt: time step of ``'wave_variance'``.
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
@@ -209,7 +217,7 @@ def ladamw(
       learning_rate, weight_decay, mask, b1=b1, b2=b2, eps=eps, c2=c2,
       mode=mode, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      impl=impl, allow_unstable_c2=allow_unstable_c2,
+      nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
       wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))
 
 

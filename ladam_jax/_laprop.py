@@ -12,7 +12,6 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import optax
-from optax._src import numerics
 
 from ladam_jax import _coupling
 from ladam_jax import _aliases
@@ -103,7 +102,7 @@ def scale_by_laplacian_laprop(
   def update_fn(updates, state, params=None):
     del params
     leaves = _coupling.plan(updates, state.count, **plan_kwargs)
-    count_inc = numerics.safe_increment(state.count)
+    count_inc = optax.safe_increment(state.count)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
     scaled = _coupling.smooth_tree(

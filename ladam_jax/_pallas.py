@@ -197,8 +197,9 @@ def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, leaf, *,
   def post(c, v_t, lap, g, v, m):
     del v
     m_t = c[0] * g + c[1] * m
-    coupled = v_t + c[6] * lap  # v_t where not finite (_coupling.smoothed)
-    coupled = jnp.where(jnp.isfinite(coupled), coupled, v_t)
+    coupled = v_t + c[6] * lap  # v_t where not finite (_coupling.smoothed;
+    # |x| < inf is isfinite, which Triton lowering lacks in older JAX)
+    coupled = jnp.where(jnp.abs(coupled) < jnp.inf, coupled, v_t)
     smoothed = jnp.maximum(coupled / c[5], c[7])
     s = jnp.where(c[9] > 0, smoothed, v_t / c[5])
     return (m_t / c[4]) / (jnp.sqrt(s) + c[8]), m_t, v_t

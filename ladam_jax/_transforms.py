@@ -17,7 +17,6 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import optax
-from optax._src import numerics  # safe_increment, as optax.scale_by_adam uses
 
 from ladam_jax import _coupling
 from ladam_jax import _numerics
@@ -62,6 +61,7 @@ def scale_by_laplacian_adam(
     layout: Any = "flax",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
     wave_dt: jax.typing.ArrayLike = 0.1,
     wave_kappa: jax.typing.ArrayLike = 0.1,
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
@@ -133,6 +133,9 @@ def scale_by_laplacian_adam(
       callable params -> such a pytree.
     variance_floor: floor of the smoothed variance; None means ``eps``.
     mu_dtype: optional dtype of the first moment.
+    nu_dtype: optional dtype of the second moment (and of the wave mode's
+      state), e.g. ``jnp.float32`` for bfloat16 parameters; the update keeps
+      the gradient's dtype.
     wave_dt: time step of ``'wave_variance'``.
     wave_kappa: source strength of ``'wave_variance'``.
     wave_E0: background gradient level of ``'wave_variance'``; 0 = automatic.
@@ -171,6 +174,7 @@ def scale_by_laplacian_adam(
                      min_spatial_size=min_spatial_size, impl=impl,
                      allow_unstable_c2=allow_unstable_c2)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
+  nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
   wave = mode == "wave_variance"
   floor = eps if variance_floor is None else variance_floor
   plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
@@ -179,17 +183,19 @@ def scale_by_laplacian_adam(
   def init_fn(params):
     _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
     mu = optax.tree.zeros_like(params, dtype=mu_dtype)
-    nu = optax.tree.zeros_like(params)
+    nu = optax.tree.zeros_like(params, dtype=nu_dtype)
     if not wave:
       return ScaleByLaplacianAdamState(jnp.zeros([], jnp.int32), mu, nu)
-    e0 = jax.tree.map(lambda p: jnp.zeros([], jnp.result_type(p)), params)
-    return ScaleByLaplacianAdamState(jnp.zeros([], jnp.int32), mu, nu,
-                                     optax.tree.zeros_like(params), e0)
+    e0 = jax.tree.map(
+        lambda p: jnp.zeros([], nu_dtype or jnp.result_type(p)), params)
+    return ScaleByLaplacianAdamState(
+        jnp.zeros([], jnp.int32), mu, nu,
+        optax.tree.zeros_like(params, dtype=nu_dtype), e0)
 
   def update_fn(updates, state, params=None):
     del params
     leaves = _coupling.plan(updates, state.count, **plan_kwargs)
-    count_inc = numerics.safe_increment(state.count)
+    count_inc = optax.safe_increment(state.count)
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
     if wave:
       treedef, outs = _coupling.map_leaves(
@@ -201,7 +207,7 @@ def scale_by_laplacian_adam(
           treedef.unflatten(list(x)) for x in zip(*outs))
       new_state = ScaleByLaplacianAdamState(
           count_inc, optax.tree.cast(mu, mu_dtype), nu, nu_prev, e0)
-      return new_updates, new_state
+      return optax.tree.cast_like(new_updates, updates), new_state
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     if mode == "variance_lap":
       # Leaves that impl='pallas' computes in one fused kernel on GPU; the
@@ -228,15 +234,17 @@ def scale_by_laplacian_adam(
             eps=eps, floor=floor, stencil=stencil, bc2=divisor,
             bc1=bc1)
       new_updates, mu, nu = results
-      return new_updates, ScaleByLaplacianAdamState(count_inc, mu, nu)
+      return (optax.tree.cast_like(new_updates, updates),
+              ScaleByLaplacianAdamState(count_inc, mu, nu))
     mu_hat = _numerics.bias_correction(mu, b1, count_inc)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
     new_updates = _coupling.smooth_tree(  # mode == 'update_lap'
         jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat),
         leaves, stencil, impl)
     nu = optax.tree.cast_like(nu, state.nu)
-    return new_updates, ScaleByLaplacianAdamState(
-        count_inc, optax.tree.cast(mu, mu_dtype), nu)
+    return optax.tree.cast_like(new_updates, updates), (
+        ScaleByLaplacianAdamState(count_inc, optax.tree.cast(mu, mu_dtype),
+                                  nu))
 
   def _wave_leaf(g, m_hat, v, v_prev, e0_state, leaf, count_inc):
     g2 = _numerics.abs_sq(g)
@@ -342,7 +350,7 @@ def add_weight_laplacian(
 
     treedef, outs = _coupling.map_leaves(leaf_fn, updates, params)
     return treedef.unflatten(outs), AddWeightLaplacianState(
-        numerics.safe_increment(state.count))
+        optax.safe_increment(state.count))
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -425,7 +433,7 @@ def scale_by_laplacian_rms(
         nu, leaves, stencil, impl, 0.0,
         finish=lambda a, g: g / (jnp.sqrt(a) + eps), others=(updates,))
     return new_updates, ScaleByLaplacianRmsState(
-        numerics.safe_increment(state.count), nu)
+        optax.safe_increment(state.count), nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -507,6 +515,6 @@ def scale_by_laplacian_adagrad(
         acc, leaves, stencil, impl, 0.0,
         finish=lambda s, g: g / (jnp.sqrt(s) + eps), others=(updates,))
     return new_updates, ScaleByLaplacianAdagradState(
-        numerics.safe_increment(state.count), acc)
+        optax.safe_increment(state.count), acc)
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -8,26 +8,10 @@ import numpy as np
 import pytest
 
 import ladam_jax
+from _helpers import enable_x64, numpy_laplacian_2d
 from ladam_jax import _layout
 
 SETTINGS = dict(deadline=None, max_examples=25, derandomize=True)
-
-
-def numpy_laplacian_2d(x, stencil):
-  """Direct transcription of the reference stencils (float64)."""
-  if stencil == "9point":
-    weights = {(0, 0): -20 / 6}
-    for di in (-1, 0, 1):
-      for dj in (-1, 0, 1):
-        if di or dj:
-          weights[(di, dj)] = 1 / 6 if (di and dj) else 4 / 6
-  else:
-    weights = {(0, 0): -4.0, (1, 0): 1.0, (-1, 0): 1.0, (0, 1): 1.0,
-               (0, -1): 1.0}
-  out = np.zeros_like(x)
-  for (di, dj), w in weights.items():
-    out += w * np.roll(np.roll(x, -di, 0), -dj, 1)
-  return out
 
 
 def torch_view(w):
@@ -40,7 +24,7 @@ def torch_view(w):
 def test_matches_numpy_transcription_float64(impl, stencil):
   rng = np.random.default_rng(0)
   x = rng.standard_normal((7, 11))
-  with jax.enable_x64(True):
+  with enable_x64(True):
     got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), stencil, impl=impl))
   np.testing.assert_allclose(got, numpy_laplacian_2d(x, stencil), rtol=0,
                              atol=1e-14)
@@ -89,7 +73,7 @@ def test_keeps_dtype_and_shape(dtype):
 
 def test_float64_constants_are_exact():
   """In float64 the 9-point weights are the doubles 1/6, 4/6, -20/6."""
-  with jax.enable_x64(True):
+  with enable_x64(True):
     x = jnp.zeros((5, 5), jnp.float64).at[2, 2].set(1.0)
     for impl in ("conv", "shift", "flat"):
       got = np.asarray(ladam_jax.laplacian(x, impl=impl))
@@ -105,7 +89,7 @@ def test_flax_layout_is_the_reference_field(impl, stencil, torch_shape):
   w_t = rng.standard_normal(torch_shape)
   nd = w_t.ndim
   kernel = np.transpose(w_t, tuple(range(2, nd)) + (1, 0))  # Flax layout
-  with jax.enable_x64(True):
+  with enable_x64(True):
     got = np.asarray(ladam_jax.laplacian(jnp.asarray(kernel), stencil,
                                          impl=impl))
     via_torch = np.asarray(ladam_jax.laplacian(jnp.asarray(w_t), stencil,
@@ -122,7 +106,7 @@ def test_custom_layout_with_batch_axes(impl):
   rng = np.random.default_rng(2)
   x = rng.standard_normal((6, 3, 5))
   layout = ladam_jax.LaplacianLayout(rows=(0,), cols=(-1,))
-  with jax.enable_x64(True):
+  with enable_x64(True):
     got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), layout=layout,
                                          impl=impl))
   for h in range(3):
@@ -234,7 +218,7 @@ def test_flat_row_plan_matches_conv_float64(shape, layout, planned, stencil):
     rows = sorted(m for s, n, _, _ in plan.runs for m in range(s, s + n))
     assert rows == list(range(spec.field[0]))
   x = np.random.default_rng(3).standard_normal(shape)
-  with jax.enable_x64(True):
+  with enable_x64(True):
     conv = ladam_jax.laplacian(jnp.asarray(x), stencil, layout, impl="conv")
     flat = ladam_jax.laplacian(jnp.asarray(x), stencil, layout, impl="flat")
   np.testing.assert_allclose(flat, conv, rtol=0, atol=1e-13)

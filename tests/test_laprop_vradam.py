@@ -1,13 +1,12 @@
 """LaProp and VRAdam against NumPy transcriptions of the published rules."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 import ladam_jax
-from test_laplacian import numpy_laplacian_2d
+from _helpers import enable_x64, numpy_laplacian_2d
 
 
 def grads_seq(steps=12, shape=(6, 7), seed=0):
@@ -16,7 +15,7 @@ def grads_seq(steps=12, shape=(6, 7), seed=0):
 
 
 def run(opt, p0, grads):
-  with jax.enable_x64(True):
+  with enable_x64(True):
     params = jnp.asarray(p0)
     state = opt.init(params)
     for g in grads:

@@ -20,6 +20,7 @@ import optax
 import pytest
 
 import ladam_jax
+from _helpers import enable_x64
 
 SETTINGS = dict(deadline=None, derandomize=True)
 
@@ -88,7 +89,7 @@ def test_adam_finite_implies_laplacian_finite(
   smoothed variance is at least (1 - c2·W) times the entry's own, so the
   update is at most 1/sqrt(1 - c2·W) times Adam's in exact arithmetic (the
   reference Adam here runs in float64 on the same gradients)."""
-  with jax.enable_x64(True):
+  with enable_x64(True):
     c2 = c2_fraction * _bound(stencil)
     grads = [_gradients(shape, dtype, seed, log_scale, spikes),
              _gradients(shape, dtype, seed + 1, log_scale, []),

@@ -16,6 +16,7 @@ import optax
 import pytest
 
 import ladam_jax
+from _helpers import enable_x64
 from ladam_jax import _laplacian
 from ladam_jax import _layout
 from ladam_jax import _pallas
@@ -59,7 +60,7 @@ def test_kernel_laplacian_matches_float64_conv(force, shape, layout, stencil):
   fn = lambda x: ladam_jax.laplacian(x, stencil, layout, impl="pallas")
   assert count_kernels(fn, x) == 1
   got = np.asarray(fn(x))
-  with jax.enable_x64(True):
+  with enable_x64(True):
     expected = np.asarray(ladam_jax.laplacian(
         jnp.asarray(x, jnp.float64), stencil, layout, impl="conv"))
   np.testing.assert_allclose(got, expected, rtol=0,
@@ -73,7 +74,7 @@ def test_kernel_laplacian_matches_float64_conv(force, shape, layout, stencil):
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.bfloat16, jnp.float16])
 def test_other_dtypes_and_fields_use_flat(force, dtype):
   force("interpret")
-  with jax.enable_x64(True):
+  with enable_x64(True):
     for x in (jnp.ones((8, 9), dtype).at[2, 3].set(7),
               jnp.arange(12.0, dtype=dtype)):  # a 1-D field
       fn = lambda x: ladam_jax.laplacian(x, impl="pallas")

@@ -13,6 +13,7 @@ import optax
 import pytest
 
 import ladam_jax
+from _helpers import enable_x64, numpy_laplacian_2d
 import _golden
 
 NAMES = _golden.config_names()
@@ -32,7 +33,7 @@ def test_golden_covers_the_issue_matrix():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_float64_matches_reference(name):
-  with jax.enable_x64(True):
+  with enable_x64(True):
     ours, ref = _golden.replay(name, jnp.float64)
   assert _golden.relative_error(ours, ref) <= 1e-9
 
@@ -59,7 +60,7 @@ def test_conv_impl_matches_reference(name):
   """float64 lax.conv: 1e-9 on CPU. On an H100, XLA's float64 convolution
   (cuDNN) is slightly less exact: 1.3e-9 .. 2.5e-8 after the replayed steps
   (the wave mode amplifies most), while 'shift' and 'flat' stay at 7e-16."""
-  with jax.enable_x64(True):
+  with enable_x64(True):
     ours, ref = _golden.replay(name, jnp.float64, impl="conv")
   bound = 1e-9 if jax.default_backend() == "cpu" else 1e-7
   assert _golden.relative_error(ours, ref) <= bound
@@ -68,14 +69,6 @@ def test_conv_impl_matches_reference(name):
 def _numpy_ladam_floor(params, grads, lr, c2, floor, b1=0.9, b2=0.999,
                        eps=1e-8):
   """NumPy transcription of variance_lap with an explicit floor (2-D leaf)."""
-  def lap9(x):
-    out = -20 / 6 * x
-    for di in (-1, 0, 1):
-      for dj in (-1, 0, 1):
-        if di or dj:
-          w = 1 / 6 if (di and dj) else 4 / 6
-          out = out + w * np.roll(np.roll(x, di, 0), dj, 1)
-    return out
   p = params.copy()
   m = np.zeros_like(p)
   v = np.zeros_like(p)
@@ -84,7 +77,7 @@ def _numpy_ladam_floor(params, grads, lr, c2, floor, b1=0.9, b2=0.999,
     v = b2 * v + (1 - b2) * g * g
     mh = m / (1 - b1 ** t)
     vh = v / (1 - b2 ** t)
-    vs = np.maximum(vh + c2 * lap9(vh), floor)
+    vs = np.maximum(vh + c2 * numpy_laplacian_2d(vh), floor)
     p = p - lr * mh / (np.sqrt(vs) + eps)
   return p
 
@@ -96,7 +89,7 @@ def test_variance_floor_matches_transcription(floor):
   p0 = rng.standard_normal((8, 9))
   grads = rng.standard_normal((12, 8, 9)) * np.linspace(0.1, 2, 9)
   c2 = 0.4  # large enough that v + c2 L(v) goes negative somewhere
-  with jax.enable_x64(True):
+  with enable_x64(True):
     opt = ladam_jax.ladam(1e-2, c2=c2, variance_floor=floor,
                           allow_unstable_c2=True)
     params = jnp.asarray(p0)

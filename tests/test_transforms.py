@@ -9,6 +9,7 @@ import optax
 import pytest
 
 import ladam_jax
+from _helpers import enable_x64
 
 
 def make_params(dtype=jnp.float32, seed=0):
@@ -78,7 +79,7 @@ def as64(tree):
 @pytest.mark.parametrize("mode", ["variance_lap", "update_lap", "weight_lap"])
 def test_c2_zero_is_optax_adam(mode):
   # Same algorithm: in float64 the trajectories agree to rounding.
-  with jax.enable_x64(True):
+  with enable_x64(True):
     ours64, _ = train(ladam_jax.ladam(1e-2, c2=0.0, mode=mode),
                       as64(make_params()))
     ref64, _ = train(optax.adam(1e-2), as64(make_params()))
@@ -563,3 +564,43 @@ def test_flat_update_runs_as_many_kernels_as_adam():
       c2=1e-4, min_spatial_size=0, impl="flat"))
   # + 1: the stacked group of the twelve biases is computed once, then split.
   assert ladam <= adam + 1, (adam, ladam)
+
+
+@pytest.mark.parametrize("mode", ["variance_lap", "update_lap",
+                                  "wave_variance"])
+def test_nu_dtype_float32_with_bfloat16_params_is_the_float32_path(mode):
+  """bf16 params with float32 moments (mu_dtype, nu_dtype): every step's
+  update is the all-float32 update to bf16 rounding, and the moments are
+  the float32 ones to the rounding of optax's moment update (which takes
+  (1 - b) · g in the gradient's dtype)."""
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.standard_normal((12, 10)), jnp.bfloat16),
+            "b": jnp.zeros(10, jnp.bfloat16)}
+  grads = [jax.tree.map(lambda p, k=k: jnp.asarray(
+      rng.standard_normal(p.shape), jnp.bfloat16), params) for k in range(4)]
+  tx = ladam_jax.scale_by_laplacian_adam(
+      c2=1e-2, mode=mode, min_spatial_size=0, mu_dtype=jnp.float32,
+      nu_dtype=jnp.float32)
+  tx32 = ladam_jax.scale_by_laplacian_adam(c2=1e-2, mode=mode,
+                                           min_spatial_size=0)
+  to32 = lambda t: jax.tree.map(lambda x: x.astype(jnp.float32), t)
+  state, state32 = tx.init(params), tx32.init(to32(params))
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.nu))
+  for g in grads:
+    u, state = jax.jit(tx.update)(g, state)
+    u32, state32 = jax.jit(tx32.update)(to32(g), state32)
+    for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(u32)):
+      assert a.dtype == jnp.bfloat16
+      np.testing.assert_allclose(np.asarray(a, np.float32), b,
+                                 rtol=2 ** -7, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(state.nu), jax.tree.leaves(state32.nu)):
+      assert a.dtype == jnp.float32
+      np.testing.assert_allclose(a, b, rtol=2 ** -7)
+
+
+def test_nu_dtype_reaches_the_aliases():
+  params = {"w": jnp.zeros((8, 8), jnp.bfloat16)}
+  for make in (ladam_jax.ladam, ladam_jax.ladamw):
+    state = make(1e-3, nu_dtype=jnp.float32).init(params)
+    assert state[0].nu["w"].dtype == jnp.float32
+    assert state[0].mu["w"].dtype == jnp.bfloat16

@@ -1,0 +1,32 @@
+"""Helpers shared by the tests: float64 mode and the NumPy stencil."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+
+def enable_x64(on: bool = True):
+  """``jax.enable_x64`` (JAX >= 0.7), else ``jax.experimental.enable_x64``
+  (the floor versions in pyproject.toml)."""
+  if hasattr(jax, "enable_x64"):
+    return jax.enable_x64(on)
+  from jax.experimental import enable_x64 as context  # pylint: disable=g-import-not-at-top
+  return context(on)
+
+
+def numpy_laplacian_2d(x, stencil="9point"):
+  """Direct transcription of the reference's periodic stencils (float64)."""
+  if stencil == "9point":
+    weights = {(0, 0): -20 / 6}
+    for di in (-1, 0, 1):
+      for dj in (-1, 0, 1):
+        if di or dj:
+          weights[(di, dj)] = 1 / 6 if (di and dj) else 4 / 6
+  else:
+    weights = {(0, 0): -4.0, (1, 0): 1.0, (-1, 0): 1.0, (0, 1): 1.0,
+               (0, -1): 1.0}
+  out = np.zeros_like(x)
+  for (di, dj), w in weights.items():
+    out += w * np.roll(np.roll(x, -di, 0), -dj, 1)
+  return out
