@@ -18,7 +18,7 @@ from ladam_jax import _validation
 
 __all__ = ["ladam", "ladamw", "lrmsprop", "ladagrad"]
 
-ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
+ScalarOrSchedule = optax.ScalarOrSchedule
 
 
 def check_learning_rate(learning_rate):

@@ -118,7 +118,7 @@ def scale_by_laplacian_laprop(
 
 
 def laprop(
-    learning_rate: Any = 4e-4,
+    learning_rate: optax.ScalarOrSchedule = 4e-4,
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-15,

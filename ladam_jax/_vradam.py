@@ -109,7 +109,7 @@ def _momentum(inner_state):
 
 
 def vradam(
-    learning_rate: Any = 1e-3,
+    learning_rate: optax.ScalarOrSchedule = 1e-3,
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
