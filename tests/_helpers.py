@@ -30,3 +30,12 @@ def numpy_laplacian_2d(x, stencil="9point"):
   for (di, dj), w in weights.items():
     out += w * np.roll(np.roll(x, -di, 0), -dj, 1)
   return out
+
+
+def impls_here() -> tuple[str, ...]:
+  """The Laplacian implementations that are distinct on this backend:
+  'pallas' is 'flat' off GPU (its kernels are tested in the interpreter in
+  test_pallas.py)."""
+  from ladam_jax import _laplacian  # pylint: disable=g-import-not-at-top
+  on_gpu = jax.default_backend() in ("gpu", "cuda", "rocm")
+  return tuple(i for i in _laplacian.IMPLS if i != "pallas" or on_gpu)

@@ -227,6 +227,24 @@ def test_other_transforms_use_flat(force):
                        tx.init(params)) == 2
 
 
+@pytest.mark.skipif(jax.default_backend() not in ("gpu", "cuda", "rocm"),
+                    reason="needs a GPU")
+def test_on_gpu_pallas_runs_the_fused_kernels():
+  """On a GPU (FORCE unset) the dense and conv leaves run the fused kernel,
+  with the numbers of 'flat'."""
+  assert _pallas.FORCE is None and _pallas.enabled()
+  params = tree()
+  make = lambda impl: ladam_jax.scale_by_laplacian_adam(
+      allow_unstable_c2=True, c2=C2, impl=impl)
+  tx = make("pallas")
+  assert count_kernels(tx.update, params, tx.init(params)) == 2
+  got, expected = run(tx, params), run(make("flat"), params)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(jax.default_backend() in ("gpu", "cuda", "rocm"),
+                    reason="on a GPU impl='pallas' runs the kernels")
 def test_off_gpu_pallas_is_flat():
   """Without a GPU (and FORCE unset) impl='pallas' compiles to 'flat'."""
   assert _pallas.FORCE is None and not _pallas.enabled()
