@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 
 import ladam_jax
-from ladam_jax.bench import _cli
+from ladam_jax.experiments import _cli
 
 
 def compile_seconds(tx, params):

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import optax
 
 import ladam_jax
-from ladam_jax.bench import _cli
-from ladam_jax.bench import _timing
+from ladam_jax.experiments import _cli
+import timing  # benchmarks/timing.py (this script's folder is on sys.path)
 
 
 def make_tree(leaves, side):
@@ -40,7 +40,7 @@ def make_tree(leaves, side):
 
 def compiled_step(tx, params, grads):
   state = tx.init(params)
-  compiled = _timing.donated_step(tx).lower(params, state, grads).compile()
+  compiled = timing.donated_step(tx).lower(params, state, grads).compile()
   return compiled, state
 
 
@@ -84,7 +84,7 @@ def main(argv=None):
     compiled, (p, s) = run
     run[1] = jax.block_until_ready(compiled(p, s, grads))
 
-  times = _timing.time_interleaved(
+  times = timing.time_interleaved(
       {name: functools.partial(step, run) for name, run in runs.items()},
       args.rounds)
   base = statistics.median(times["optax.adam"])

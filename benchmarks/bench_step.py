@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ladam_jax.bench import _cli
-from ladam_jax.bench import _optimizers
-from ladam_jax.bench import _tasks
-from ladam_jax.bench import _timing
-from ladam_jax.bench import _train
+from ladam_jax.experiments import _cli
+from ladam_jax.experiments import _optimizers
+from ladam_jax.experiments import _tasks
+import timing  # benchmarks/timing.py (this script's folder is on sys.path)
+from ladam_jax.experiments import _train
 
 
 def step_runner(task, size, tx, prepared):
@@ -82,7 +82,7 @@ def main(argv=None):
     runners = {n: step_runner(task, size, _optimizers.OPTIMIZERS[n].make(
         task.learning_rate, task.c2, impl=args.impl), prepared) for n in names}
     # One sample = one block of --steps consecutive steps, per step.
-    meds = _timing.medians(_timing.time_interleaved(
+    meds = timing.medians(timing.time_interleaved(
         {n: functools.partial(run, args.steps) for n, run in runners.items()},
         args.rounds))
     base = meds[names[0]] / args.steps

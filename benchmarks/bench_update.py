@@ -38,7 +38,7 @@ import numpy as np
 import optax
 
 import ladam_jax
-from ladam_jax.bench import _timing
+import timing  # benchmarks/timing.py (this script's folder is on sys.path)
 
 
 def make_tree(name: str, scale: int = 1, size_div: int = 1):
@@ -81,7 +81,7 @@ def jax_update_fn(tx, params):
     out = update(grads, state)
     jax.block_until_ready(out)
   run()  # warm up
-  run.kernels = _timing.xla_kernels(update)
+  run.kernels = timing.xla_kernels(update)
   return run
 
 
@@ -91,12 +91,12 @@ def jax_step_fn(tx, params):
   grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
   live = [jax.tree.map(jnp.copy, params)]  # the step donates it
   live.append(tx.init(live[0]))
-  step = _timing.donated_step(tx).lower(live[0], live[1], grads).compile()
+  step = timing.donated_step(tx).lower(live[0], live[1], grads).compile()
 
   def run():
     live[0], live[1] = jax.block_until_ready(step(live[0], live[1], grads))
   run()  # warm up
-  run.kernels = _timing.xla_kernels(step)
+  run.kernels = timing.xla_kernels(step)
   return run
 
 
@@ -187,7 +187,7 @@ def main(argv=None):
     fns = contenders(params, impls, args.torch, args.step)
     if args.bandwidth:
       fns["numpy copy (24 B/param)"] = numpy_copy_fn(n)
-    times = _timing.time_interleaved(fns, args.rounds)
+    times = timing.time_interleaved(fns, args.rounds)
     base = statistics.median(times["optax.adam"])
     moved = 28 if args.step else 24  # bytes per parameter (float32)
     for k, ts in times.items():
@@ -212,7 +212,7 @@ def plot_scaling(args, impls):
     params = make_tree("mlp", 1, div)
     n = sum(x.size for x in jax.tree.leaves(params))
     fns = contenders(params, impls, args.torch, args.step)
-    times = _timing.time_interleaved(fns, max(5, args.rounds // 2))
+    times = timing.time_interleaved(fns, max(5, args.rounds // 2))
     for k, ts in times.items():
       curves.setdefault(k, []).append((n, statistics.median(ts)))
   fig, ax = plt.subplots(figsize=(6, 4))

@@ -31,7 +31,7 @@ import optax
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import bench_update  # pylint: disable=g-import-not-at-top,wrong-import-position
 import ladam_jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ladam_jax.bench import _timing  # pylint: disable=g-import-not-at-top
+import timing  # benchmarks/timing.py (this script's folder is on sys.path)
 
 _ROOT = pathlib.Path(__file__).resolve().parent.parent
 _OLD_NAME = "ladam_jax_before"
@@ -88,7 +88,7 @@ def main(argv=None):
               params),
       }
       med = {k: statistics.median(v) for k, v in
-             _timing.time_interleaved(fns, args.rounds).items()}
+             timing.time_interleaved(fns, args.rounds).items()}
       print(f"| {name} | {n / 1e6:.2f}M | {med['before'] / med['adam']:.2f}x "
             f"| {med['after'] / med['adam']:.2f}x | "
             f"{med['after'] / med['before']:.3f} | "

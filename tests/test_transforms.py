@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import ladam_jax
-from _helpers import enable_x64
+from _helpers import enable_x64, xla_kernels
 
 
 def make_params(dtype=jnp.float32, seed=0):
@@ -550,13 +550,12 @@ def test_flat_update_runs_as_many_kernels_as_adam():
   the 'flat' stencil must fuse into the update's loops, not add kernels of
   its own (as a gather of the edge rows, or m̂ taken per leaf before
   stacking, did: 107 kernels here instead of Adam's 81)."""
-  from ladam_jax.bench import _timing  # pylint: disable=g-import-not-at-top
   params = {f"dense_{i}": {"kernel": jnp.ones((40, 48)), "bias": jnp.ones(48)}
             for i in range(12)}
   params["conv"] = {"kernel": jnp.ones((3, 3, 8, 16)), "bias": jnp.ones(16)}
 
   def kernels(tx):
-    return _timing.xla_kernels(
+    return xla_kernels(
         jax.jit(tx.update).lower(params, tx.init(params), params).compile())
 
   adam = kernels(optax.scale_by_adam())

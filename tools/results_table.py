@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from ladam_jax.bench import _report
+from ladam_jax.experiments import _report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = os.path.join(ROOT, "benchmarks", "ladam-bench", "full")

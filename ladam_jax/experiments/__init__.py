@@ -4,7 +4,7 @@ Needs the ``examples`` extra (Flax, tqdm, matplotlib, scikit-learn, SciPy):
 ``pip install 'ladam-jax[examples]'``. See ``ladam-bench --help``.
 """
 
-from ladam_jax.bench._cli import main
-from ladam_jax.bench._tasks import TASKS
+from ladam_jax.experiments._cli import main
+from ladam_jax.experiments._tasks import TASKS
 
 __all__ = ["main", "TASKS"]

@@ -13,9 +13,9 @@ from typing import Any, Optional, Sequence
 import jax
 import numpy as np
 
-from ladam_jax.bench import _stats
-from ladam_jax.bench import _tasks
-from ladam_jax.bench._train import RunResult
+from ladam_jax.experiments import _stats
+from ladam_jax.experiments import _tasks
+from ladam_jax.experiments._train import RunResult
 
 __all__ = ["Report", "plot", "versions", "paired_finite"]
 

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ladam_jax.bench import _stats
+from ladam_jax.experiments import _stats
 
 __all__ = ["cell_name", "analyze"]
 
@@ -49,7 +49,7 @@ def analyze(task, results, baselines: dict, settings: dict,
 
   Args:
     task: the task (direction of the metric).
-    results: the runs (:class:`~ladam_jax.bench._train.RunResult`), each
+    results: the runs (:class:`~ladam_jax.experiments._train.RunResult`), each
       evaluated at every step of ``steps``.
     baselines: run name → baseline run name (None for baselines).
     settings: run name → {"lr", "c2"}.

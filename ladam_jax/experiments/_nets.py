@@ -2,7 +2,7 @@
 
 Each takes ``init_scheme``: ``'torch'`` (PyTorch's default initialisation,
 as the reference's scripts) or ``'flax'`` (Flax's defaults); see
-:mod:`ladam_jax.bench._torch_init`.
+:mod:`ladam_jax.experiments._torch_init`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ladam_jax.bench import _torch_init
+from ladam_jax.experiments import _torch_init
 
 __all__ = ["DenoiseCNN", "TanhMLP", "Block", "DigitsTransformer", "SmallMLP",
            "ReluMLP", "ResidualBlock", "SmallResNet", "CharTransformer"]

@@ -25,12 +25,12 @@ import time
 from typing import Optional, Sequence
 
 from ladam_jax import _laplacian
-from ladam_jax.bench import _optimizers
-from ladam_jax.bench import _report
-from ladam_jax.bench import _sweep
-from ladam_jax.bench import _tasks
-from ladam_jax.bench import _torch_init
-from ladam_jax.bench import _train
+from ladam_jax.experiments import _optimizers
+from ladam_jax.experiments import _report
+from ladam_jax.experiments import _sweep
+from ladam_jax.experiments import _tasks
+from ladam_jax.experiments import _torch_init
+from ladam_jax.experiments import _train
 
 SWEEP = "c2-sweep"
 SWEEP_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -273,7 +273,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       parser.error(f"{run.name}: {e}")
   reference = []
   if args.reference == "torch":
-    from ladam_jax.bench import _torch_reference  # pylint: disable=import-outside-toplevel
+    from ladam_jax.experiments import _torch_reference  # pylint: disable=import-outside-toplevel
     reference = _torch_reference.reference_runs(task, runs, parser)
   _check_out(args.out, parser)
   sweep_steps = args.sweep_steps or [size.steps]

@@ -15,16 +15,16 @@ import pytest
 pytest.importorskip("flax")
 pytest.importorskip("scipy")
 
-from ladam_jax import bench  # noqa: E402
-from ladam_jax.bench import _cli  # noqa: E402
-from ladam_jax.bench import _data  # noqa: E402
-from ladam_jax.bench import _optimizers  # noqa: E402
-from ladam_jax.bench import _report  # noqa: E402
-from ladam_jax.bench import _stats  # noqa: E402
-from ladam_jax.bench import _sweep  # noqa: E402
-from ladam_jax.bench import _tasks  # noqa: E402
-from ladam_jax.bench import _torch_init  # noqa: E402
-from ladam_jax.bench import _train  # noqa: E402
+from ladam_jax import experiments as bench  # noqa: E402
+from ladam_jax.experiments import _cli  # noqa: E402
+from ladam_jax.experiments import _data  # noqa: E402
+from ladam_jax.experiments import _optimizers  # noqa: E402
+from ladam_jax.experiments import _report  # noqa: E402
+from ladam_jax.experiments import _stats  # noqa: E402
+from ladam_jax.experiments import _sweep  # noqa: E402
+from ladam_jax.experiments import _tasks  # noqa: E402
+from ladam_jax.experiments import _torch_init  # noqa: E402
+from ladam_jax.experiments import _train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -350,7 +350,7 @@ def test_readme_results_tables_are_generated_from_the_json():
 def test_torch_reference_matches_jax(task_name, names):
   pytest.importorskip("torch")
   pytest.importorskip("ladam")
-  from ladam_jax.bench import _torch_reference
+  from ladam_jax.experiments import _torch_reference
   task = _tasks.get_task(task_name)
   size = dataclasses.replace(task.tiny, steps=6)  # Chi-Anneal: 6 steps
   runs = [_cli.Run(n, None, n, _optimizers.OPTIMIZERS[n].make, 1e-2, 1e-2)

@@ -20,8 +20,8 @@ import time
 import jax
 import numpy as np
 
-from ladam_jax.bench import _tasks
-from ladam_jax.bench import _train
+from ladam_jax.experiments import _tasks
+from ladam_jax.experiments import _train
 
 __all__ = ["reference_runs", "TORCH_TASKS"]
 

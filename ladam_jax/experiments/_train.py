@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ladam_jax.bench import _tasks
+from ladam_jax.experiments import _tasks
 
 __all__ = ["RunResult", "Prepared", "prepare", "train_seeds", "eval_schedule",
            "SEED_BATCHING"]

@@ -4,8 +4,8 @@ Each task mirrors one experiment script of the reference (``ladam`` 0.4.1,
 ``experiment_scripts/`` of its sdist) or one row of its results table; the
 task's ``reference`` text says which, and what could not be tied to a
 script. The framework (random streams, batches, :class:`Task`) is in
-:mod:`ladam_jax.bench._task`, the models in :mod:`~ladam_jax.bench._nets`,
-the data in :mod:`~ladam_jax.bench._data`.
+:mod:`ladam_jax.experiments._task`, the models in :mod:`~ladam_jax.experiments._nets`,
+the data in :mod:`~ladam_jax.experiments._data`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ladam_jax.bench import _data
-from ladam_jax.bench import _nets
-from ladam_jax.bench import _task
+from ladam_jax.experiments import _data
+from ladam_jax.experiments import _nets
+from ladam_jax.experiments import _task
 # Re-exported: the runner and the tests reach the framework through here.
-from ladam_jax.bench._task import (BATCH, DATA, INIT, SAMPLINGS, Size, Task,
+from ladam_jax.experiments._task import (BATCH, DATA, INIT, SAMPLINGS, Size, Task,
                                    batch_indices, stream_key)
 
 __all__ = ["TASKS", "get_task", "Task", "Size", "stream_key",
