@@ -5,10 +5,10 @@ AdaGrad whose second-moment estimate is smoothed by a periodic discrete
 Laplacian over each parameter leaf.
 """
 
-from ladam_jax._aliases import ladagrad
-from ladam_jax._aliases import ladam
-from ladam_jax._aliases import ladamw
-from ladam_jax._aliases import lrmsprop
+from ladam_jax._ladagrad import ladagrad
+from ladam_jax._ladam import ladam
+from ladam_jax._ladam import ladamw
+from ladam_jax._lrmsprop import lrmsprop
 from ladam_jax._auto import analyze_params
 from ladam_jax._auto import auto_c2
 from ladam_jax._auto import classify_param
@@ -26,14 +26,14 @@ from ladam_jax._layout import LaplacianLayout
 from ladam_jax._reorder import compute_neuron_order
 from ladam_jax._reorder import reorder_dense
 from ladam_jax._schedules import chi_anneal_schedule
-from ladam_jax._transforms import add_weight_laplacian
-from ladam_jax._transforms import AddWeightLaplacianState
-from ladam_jax._transforms import scale_by_laplacian_adagrad
-from ladam_jax._transforms import scale_by_laplacian_adam
-from ladam_jax._transforms import scale_by_laplacian_rms
-from ladam_jax._transforms import ScaleByLaplacianAdagradState
-from ladam_jax._transforms import ScaleByLaplacianAdamState
-from ladam_jax._transforms import ScaleByLaplacianRmsState
+from ladam_jax._ladam import add_weight_laplacian
+from ladam_jax._ladam import AddWeightLaplacianState
+from ladam_jax._ladagrad import scale_by_laplacian_adagrad
+from ladam_jax._ladam import scale_by_laplacian_adam
+from ladam_jax._lrmsprop import scale_by_laplacian_rms
+from ladam_jax._ladagrad import ScaleByLaplacianAdagradState
+from ladam_jax._ladam import ScaleByLaplacianAdamState
+from ladam_jax._lrmsprop import ScaleByLaplacianRmsState
 from ladam_jax._vradam import scale_by_velocity_regularization
 from ladam_jax._vradam import VelocityRegularizationState
 from ladam_jax._vradam import vradam

@@ -30,7 +30,7 @@ from ladam_jax import _validation
 
 __all__ = ["LeafCoupling", "plan", "smooth", "smoothed", "smooth_tree",
            "coupled_term", "compute_dtype",
-           "validate", "map_leaves", "plan_kwargs", "needs_laplacian",
+           "validate", "map_leaves", "check_params", "needs_laplacian",
            "BATCH_MAX_SIZE", "BATCH_MAX_LEAVES"]
 
 # Coupled leaves of at most BATCH_MAX_SIZE elements that share shape, dtype
@@ -70,11 +70,17 @@ def validate(*, c2, stencil, layout, min_spatial_size, impl,
   _validation.check_non_negative("min_spatial_size", min_spatial_size)
 
 
-def plan_kwargs(c2, layout, min_spatial_size, stencil=None,
-                allow_unstable_c2=False) -> dict[str, Any]:
-  """The keyword arguments of :func:`plan` that a transform fixes at build."""
-  return dict(c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-              bound_stencil=None if allow_unstable_c2 else stencil)
+def check_params(params: Any, *, c2, layout, min_spatial_size,
+                 bound_stencil=None) -> None:
+  """Resolves every leaf's c2 and field once, at ``init``.
+
+  So that what can only be checked against the parameters (a params
+  callable's c2 tree, a concrete c2 above the stability bound of a leaf's
+  field, a layout that does not fit a leaf) fails when the optimizer state
+  is created, not at the first update. Arguments as :func:`plan`.
+  """
+  plan(params, jnp.zeros([], jnp.int32), c2=c2, layout=layout,
+       min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
 
 
 def _bounded_c2(c2_leaf, spec, stencil):

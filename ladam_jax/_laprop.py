@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from ladam_jax import _coupling
-from ladam_jax import _aliases
+from ladam_jax import _chain
 from ladam_jax import _numerics
 from ladam_jax import _validation
 
@@ -90,23 +90,26 @@ def scale_by_laplacian_laprop(
                      allow_unstable_c2=allow_unstable_c2)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   floor = eps if variance_floor is None else variance_floor
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
-                                      stencil, allow_unstable_c2)
+  bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
+    _coupling.check_params(
+        params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
+        bound_stencil=bound_stencil)
     return ScaleByLaplacianLapropState(
         jnp.zeros([], jnp.int32), optax.tree.zeros_like(params, mu_dtype),
         optax.tree.zeros_like(params))
 
   def update_fn(updates, state, params=None):
     del params
-    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
+    leaves = _coupling.plan(
+        updates, state.count, c2=c2, layout=layout,
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
     count_inc = optax.safe_increment(state.count)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
     scaled = _coupling.smooth_tree(
-        nu_hat, leaves, stencil, impl, floor,
+        nu_hat, leaves, stencil, impl, floor=floor,
         finish=lambda n, g: g / (jnp.sqrt(n) + eps), others=(updates,))
     mu = optax.tree.update_moment(scaled, state.mu, b1, 1)
     new_updates = _numerics.bias_correction(mu, b1, count_inc)
@@ -168,9 +171,9 @@ def laprop(
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
   """
-  _aliases.check_learning_rate(learning_rate)
+  _chain.check_learning_rate(learning_rate)
   parts = [scale_by_laplacian_laprop(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
       impl=impl, allow_unstable_c2=allow_unstable_c2)]
-  return _aliases.decay_and_lr(parts, learning_rate, weight_decay, mask)
+  return _chain.decay_and_lr(parts, learning_rate, weight_decay, mask)

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ladam_jax import _aliases
+from ladam_jax import _chain
 from ladam_jax import _numerics
-from ladam_jax import _transforms
+from ladam_jax import _ladam
 from ladam_jax import _validation
 
 __all__ = ["VelocityRegularizationState", "scale_by_velocity_regularization",
@@ -170,9 +170,9 @@ def vradam(
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
   """
-  _aliases.check_learning_rate(learning_rate)
+  _chain.check_learning_rate(learning_rate)
   _validation.check_non_negative("weight_decay", weight_decay)
-  inner = [_transforms.scale_by_laplacian_adam(
+  inner = [_ladam.scale_by_laplacian_adam(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
       impl=impl, allow_unstable_c2=allow_unstable_c2)]

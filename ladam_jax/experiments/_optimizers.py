@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import optax
 
-from ladam_jax import _aliases
+import ladam_jax
 from ladam_jax import _laprop
 from ladam_jax import _schedules
 from ladam_jax import _vradam
@@ -52,22 +52,22 @@ OPTIMIZERS = {o.name: o for o in (
     BenchOptimizer("adam", "Adam (optax.adam)",
                    lambda lr, c2, impl=None, **_: optax.adam(lr)),
     BenchOptimizer("ladam", "LAdam (floor eps, package)",
-                   lambda lr, c2, impl=None, **_: _aliases.ladam(
+                   lambda lr, c2, impl=None, **_: ladam_jax.ladam(
                        lr, c2=c2, impl=impl), "adam"),
     BenchOptimizer("ladam-floor0", "LAdam (floor 0, scripts)",
-                   lambda lr, c2, impl=None, **_: _aliases.ladam(
+                   lambda lr, c2, impl=None, **_: ladam_jax.ladam(
                        lr, c2=c2, variance_floor=0.0, impl=impl), "adam"),
     BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
                    lambda lr, c2, impl=None, **_: optax.rmsprop(
                        lr, decay=0.99, eps_in_sqrt=False)),
     BenchOptimizer("lrmsprop", "LRMSProp",
-                   lambda lr, c2, impl=None, **_: _aliases.lrmsprop(
+                   lambda lr, c2, impl=None, **_: ladam_jax.lrmsprop(
                        lr, c2=c2, impl=impl), "rmsprop"),
     BenchOptimizer("adagrad", "AdaGrad (ladagrad c2=0)",
-                   lambda lr, c2, impl=None, **_: _aliases.ladagrad(
+                   lambda lr, c2, impl=None, **_: ladam_jax.ladagrad(
                        lr, c2=0.0, impl=impl)),
     BenchOptimizer("ladagrad", "LAdaGrad",
-                   lambda lr, c2, impl=None, **_: _aliases.ladagrad(
+                   lambda lr, c2, impl=None, **_: ladam_jax.ladagrad(
                        lr, c2=c2, impl=impl), "adagrad"),
     BenchOptimizer("laprop", "LaProp",
                    lambda lr, c2, impl=None, **_: _laprop.laprop(
@@ -86,18 +86,18 @@ OPTIMIZERS = {o.name: o for o in (
                    lambda lr, c2, impl=None, total_steps=None: optax.adam(
                        _chi(lr, total_steps)), "adam"),
     BenchOptimizer("ladam-chi", "LAdam (floor eps), Chi-Anneal lr",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                   lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
                        _chi(lr, total_steps), c2=c2, impl=impl), "adam-chi"),
     BenchOptimizer("ladam-floor0-chi", "LAdam (floor 0), Chi-Anneal lr",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                   lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
                        _chi(lr, total_steps), c2=c2, variance_floor=0.0,
                        impl=impl), "adam-chi"),
     # Chi-Anneal on c2 (the workshop paper's formula), constant lr.
     BenchOptimizer("ladam-c2chi", "LAdam (floor eps), Chi-Anneal c2",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                   lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
                        lr, c2=_chi(c2, total_steps), impl=impl), "adam"),
     BenchOptimizer("ladam-floor0-c2chi", "LAdam (floor 0), Chi-Anneal c2",
-                   lambda lr, c2, impl=None, total_steps=None: _aliases.ladam(
+                   lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
                        lr, c2=_chi(c2, total_steps), variance_floor=0.0,
                        impl=impl), "adam"),
 )}

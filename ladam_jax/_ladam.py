@@ -1,34 +1,32 @@
-r"""Gradient transformations: Adam, RMSProp and AdaGrad with Laplacian coupling.
+r"""LAdam: Adam whose second moment is smoothed by a periodic Laplacian.
 
-Each is an :class:`optax.GradientTransformation` whose per-leaf second-moment
-estimate (or accumulator) is smoothed by the periodic discrete Laplacian
-:math:`L` of :func:`ladam_jax.laplacian` before it is used, as in the PyTorch
-package ``ladam`` 0.4.1 (``LAdamW``, ``LRMSProp``, ``LAdaGrad``).
+:func:`scale_by_laplacian_adam` (the modes ``variance_lap``, ``update_lap``
+and ``wave_variance``), :func:`add_weight_laplacian` (``weight_lap``) and the
+aliases :func:`ladam` and :func:`ladamw` (``ladam.LAdam`` / ``ladam.LAdamW``).
 
 References:
   Partin, *LAdam: Spatially-Aware Adaptive Optimization via
-  Laplacian-Regularized Variance Estimates*, 2026 (PyPI package ``ladam``).
+  Laplacian-Regularized Variance Estimates*, 2026; the PyTorch package
+  ``ladam`` 0.4.1, https://pypi.org/project/ladam/0.4.1/ (MIT).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from ladam_jax import _chain
 from ladam_jax import _coupling
 from ladam_jax import _numerics
 from ladam_jax import _pallas
 from ladam_jax import _validation
 
 __all__ = [
-    "ScaleByLaplacianAdamState", "scale_by_laplacian_adam",
-    "ScaleByLaplacianRmsState", "scale_by_laplacian_rms",
-    "ScaleByLaplacianAdagradState", "scale_by_laplacian_adagrad",
-    "AddWeightLaplacianState", "add_weight_laplacian",
-    "ADAM_MODES",
+    "ADAM_MODES", "ScaleByLaplacianAdamState", "scale_by_laplacian_adam",
+    "AddWeightLaplacianState", "add_weight_laplacian", "ladam", "ladamw",
 ]
 
 ADAM_MODES = ("variance_lap", "update_lap", "weight_lap", "wave_variance")
@@ -177,11 +175,12 @@ def scale_by_laplacian_adam(
   nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
   wave = mode == "wave_variance"
   floor = eps if variance_floor is None else variance_floor
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
-                                      stencil, allow_unstable_c2)
+  bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
+    _coupling.check_params(
+        params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
+        bound_stencil=bound_stencil)
     mu = optax.tree.zeros_like(params, dtype=mu_dtype)
     nu = optax.tree.zeros_like(params, dtype=nu_dtype)
     if not wave:
@@ -192,59 +191,71 @@ def scale_by_laplacian_adam(
         jnp.zeros([], jnp.int32), mu, nu,
         optax.tree.zeros_like(params, dtype=nu_dtype), e0)
 
-  def update_fn(updates, state, params=None):
-    del params
-    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
-    count_inc = optax.safe_increment(state.count)
+  def variance_lap(updates, state, leaves, count_inc):
+    """:math:`\hat m / (\sqrt{\max((v + c_2 L(v)) / (1-\beta_2^t),
+    \text{floor})} + \epsilon)`, L reading the new state :math:`v`."""
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
-    if wave:
-      treedef, outs = _coupling.map_leaves(
-          lambda i, g, m, v, vp, e0: _wave_leaf(
-              g, m, v, vp, e0, leaves[i], count_inc),
-          updates, _numerics.bias_correction(mu, b1, count_inc), state.nu,
-          state.nu_prev, state.wave_e0_sq)
-      new_updates, nu, nu_prev, e0 = (
-          treedef.unflatten(list(x)) for x in zip(*outs))
-      new_state = ScaleByLaplacianAdamState(
-          count_inc, optax.tree.cast(mu, mu_dtype), nu, nu_prev, e0)
-      return optax.tree.cast_like(new_updates, updates), new_state
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
-    if mode == "variance_lap":
-      # Leaves that impl='pallas' computes in one fused kernel on GPU; the
-      # XLA path below leaves them unsmoothed (and, under jit, dead).
-      fused = (_pallas.fused_adam_indices(updates, state.mu, state.nu, leaves)
-               if impl == "pallas" and _pallas.enabled() else [])
-      xla_leaves = [leaf._replace(use_lap=False) if i in fused else leaf
-                    for i, leaf in enumerate(leaves)]
-      # smooth(v̂) = (v + c2·L(v)) / (1 - b2^t): L reads the new state v.
-      # m̂ = m / (1 - b1^t) is taken in `finish`, on the stacked m where
-      # small leaves are stacked, not per leaf before stacking (one XLA
-      # kernel per leaf fewer on CPU).
-      divisor = _numerics.bias_correction_divisor(b2, count_inc)
-      bc1 = _numerics.bias_correction_divisor(b1, count_inc)
-      new_updates = _coupling.smooth_tree(
-          nu, xla_leaves, stencil, impl, floor, divisor,
-          finish=lambda v, m: _numerics.divide(m, bc1) / (jnp.sqrt(v) + eps),
-          others=(mu,))
-      results = (new_updates, optax.tree.cast(mu, mu_dtype),
-                 optax.tree.cast_like(nu, state.nu))
-      if fused:
-        results = _pallas.fused_adam_tree(
-            fused, updates, state.mu, state.nu, leaves, results, b1=b1, b2=b2,
-            eps=eps, floor=floor, stencil=stencil, bc2=divisor,
-            bc1=bc1)
-      new_updates, mu, nu = results
-      return (optax.tree.cast_like(new_updates, updates),
-              ScaleByLaplacianAdamState(count_inc, mu, nu))
+    bc1 = _numerics.bias_correction_divisor(b1, count_inc)
+    bc2 = _numerics.bias_correction_divisor(b2, count_inc)
+    # Leaves that impl='pallas' computes whole in one fused kernel on a GPU;
+    # the XLA maths below leaves them unsmoothed (and, under jit, dead).
+    fused = (_pallas.fused_adam_indices(updates, state.mu, state.nu, leaves)
+             if impl == "pallas" and _pallas.enabled() else [])
+    xla_leaves = [leaf._replace(use_lap=False) if i in fused else leaf
+                  for i, leaf in enumerate(leaves)]
+    # m̂ = m / (1 - b1^t) is taken in `finish`, on the stacked m where small
+    # leaves are stacked (one XLA kernel per leaf fewer on CPU).
+    new_updates = _coupling.smooth_tree(
+        nu, xla_leaves, stencil, impl, floor=floor, divisor=bc2,
+        finish=lambda v, m: _numerics.divide(m, bc1) / (jnp.sqrt(v) + eps),
+        others=(mu,))
+    results = (new_updates, optax.tree.cast(mu, mu_dtype),
+               optax.tree.cast_like(nu, state.nu))
+    if fused:
+      results = _pallas.fused_adam_tree(
+          fused, updates, state.mu, state.nu, leaves, results, b1=b1, b2=b2,
+          eps=eps, floor=floor, stencil=stencil, bc2=bc2, bc1=bc1)
+    new_updates, mu, nu = results
+    return new_updates, ScaleByLaplacianAdamState(count_inc, mu, nu)
+
+  def update_lap(updates, state, leaves, count_inc):
+    """:math:`u + c_2 L(u)` of Adam's update :math:`u`."""
+    mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     mu_hat = _numerics.bias_correction(mu, b1, count_inc)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
-    new_updates = _coupling.smooth_tree(  # mode == 'update_lap'
+    new_updates = _coupling.smooth_tree(
         jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat),
         leaves, stencil, impl)
-    nu = optax.tree.cast_like(nu, state.nu)
-    return optax.tree.cast_like(new_updates, updates), (
-        ScaleByLaplacianAdamState(count_inc, optax.tree.cast(mu, mu_dtype),
-                                  nu))
+    return new_updates, ScaleByLaplacianAdamState(
+        count_inc, optax.tree.cast(mu, mu_dtype),
+        optax.tree.cast_like(nu, state.nu))
+
+  def wave_variance(updates, state, leaves, count_inc):
+    """The damped leapfrog wave equation for :math:`v` (see above)."""
+    mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+    treedef, outs = _coupling.map_leaves(
+        lambda i, g, m, v, vp, e0: _wave_leaf(
+            g, m, v, vp, e0, leaves[i], count_inc),
+        updates, _numerics.bias_correction(mu, b1, count_inc), state.nu,
+        state.nu_prev, state.wave_e0_sq)
+    new_updates, nu, nu_prev, e0 = (
+        treedef.unflatten(list(x)) for x in zip(*outs))
+    return new_updates, ScaleByLaplacianAdamState(
+        count_inc, optax.tree.cast(mu, mu_dtype), nu, nu_prev, e0)
+
+  def update_fn(updates, state, params=None):
+    del params
+    leaves = _coupling.plan(
+        updates, state.count, c2=c2, layout=layout,
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
+    mode_update = {"variance_lap": variance_lap, "update_lap": update_lap,
+                   "wave_variance": wave_variance}[mode]
+    new_updates, new_state = mode_update(
+        updates, state, leaves, optax.safe_increment(state.count))
+    # The gradient's dtype, also where nu_dtype is wider.
+    return optax.tree.cast_like(new_updates, updates), new_state
 
   def _wave_leaf(g, m_hat, v, v_prev, e0_state, leaf, count_inc):
     g2 = _numerics.abs_sq(g)
@@ -330,11 +341,12 @@ def add_weight_laplacian(
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
                      allow_unstable_c2=allow_unstable_c2)
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
-                                      stencil, allow_unstable_c2)
+  bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
+    _coupling.check_params(
+        params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
+        bound_stencil=bound_stencil)
     return AddWeightLaplacianState(jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
@@ -342,7 +354,9 @@ def add_weight_laplacian(
       raise ValueError(
           "add_weight_laplacian smooths the stepped weights and needs them: "
           "call update(updates, state, params).")
-    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
+    leaves = _coupling.plan(
+        updates, state.count, c2=c2, layout=layout,
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
 
     def leaf_fn(i, u, p):
       term = _coupling.coupled_term(p + u, leaves[i], stencil, impl)
@@ -355,53 +369,183 @@ def add_weight_laplacian(
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByLaplacianRmsState(NamedTuple):
-  """State of :func:`scale_by_laplacian_rms`."""
+def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
+                stencil, min_spatial_size, layout, variance_floor, mu_dtype,
+                impl, wave, allow_unstable_c2=False, nu_dtype=None):
+  _chain.check_learning_rate(learning_rate)
+  _validation.check_choice("mode", mode, ADAM_MODES)
+  scale_mode = "variance_lap" if mode == "weight_lap" else mode
+  parts = [
+      scale_by_laplacian_adam(
+          b1, b2, eps,
+          # In weight_lap mode the scale-by part is plain Adam.
+          c2=0.0 if mode == "weight_lap" else c2,
+          mode=scale_mode, stencil=stencil, min_spatial_size=min_spatial_size,
+          layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
+          nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
+          **wave),
+  ]
+  if weight_decay is not None:
+    parts.append(optax.add_decayed_weights(weight_decay, mask))
+  parts.append(optax.scale_by_learning_rate(learning_rate))
+  if mode == "weight_lap":
+    parts.append(add_weight_laplacian(
+        c2, stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
+        impl=impl, allow_unstable_c2=allow_unstable_c2))
+  return optax.chain(*parts)
 
-  count: jax.Array  # shape=(), dtype=jnp.int32; for c2 schedules
-  nu: optax.Updates
 
-
-def scale_by_laplacian_rms(
-    decay: jax.typing.ArrayLike = 0.99,
+def ladam(
+    learning_rate: optax.ScalarOrSchedule = 1e-3,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
     *,
-    initial_scale: jax.typing.ArrayLike = 0.0,
     c2: Any = 1e-4,
+    mode: str = "variance_lap",
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
     layout: Any = "flax",
+    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
+    wave_dt: jax.typing.ArrayLike = 0.1,
+    wave_kappa: jax.typing.ArrayLike = 0.1,
+    wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
+    wave_damping: jax.typing.ArrayLike = 0.5,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
-  r"""Rescale updates by RMSProp whose running average is Laplacian-smoothed.
+  r"""LAdam: Adam with a Laplacian-smoothed second moment (``ladam.LAdam``).
 
-  As the reference ``LRMSProp`` (eps outside the square root, no bias
-  correction):
+  The update of :func:`ladam_jax.scale_by_laplacian_adam` times
+  ``-learning_rate``; with ``mode='weight_lap'``, a plain Adam step followed by
+  the diffusion :math:`p \leftarrow p + c_2 L(p)` of the stepped weights
+  (:func:`ladam_jax.add_weight_laplacian`). ``c2=0`` is ``optax.adam``.
 
-  .. math::
-    a_t = \rho\, a_{t-1} + (1-\rho) g_t^2, \quad
-    \tilde a = \max(a_t + c_2 L(a_t), 0)\ \text{where use\_lap, else } a_t,
-    \quad u = g_t / (\sqrt{\tilde a} + \epsilon).
+  Examples:
+    >>> import jax, jax.numpy as jnp, optax, ladam_jax
+    >>> def loss(p):
+    ...   return jnp.sum((p['w'] - 1.0) ** 2)
+    >>> params = {'w': jnp.zeros((16, 16))}
+    >>> opt = ladam_jax.ladam(learning_rate=1e-1, c2=1e-4)
+    >>> state = opt.init(params)
+    >>> for _ in range(100):
+    ...   grads = jax.grad(loss)(params)
+    ...   updates, state = opt.update(grads, state, params)
+    ...   params = optax.apply_updates(params, updates)
+    >>> bool(loss(params) < 1e-2)
+    True
 
-  Momentum and weight decay are separate transforms; see
-  :func:`ladam_jax.lrmsprop`.
+  Args:
+    learning_rate: a float >= 0 or an Optax schedule.
+    b1: decay of the first moment, in [0, 1).
+    b2: decay of the second moment, in [0, 1).
+    eps: added to the denominator's square root, >= 0.
+    c2: coupling strength >= 0 (number, schedule, pytree or params callable).
+    mode: ``'variance_lap'`` (default), ``'update_lap'``, ``'weight_lap'`` or
+      ``'wave_variance'``.
+    stencil: ``'9point'`` (default) or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed.
+    layout: field layout(s): ``'flax'`` (default), ``'torch'``, a
+      :class:`ladam_jax.LaplacianLayout`, None, a pytree or a params callable.
+    variance_floor: floor of the smoothed variance; None (default) means
+      ``eps`` as in the package, ``0.0`` as in the reference's experiment scripts.
+    mu_dtype: optional dtype of the first moment.
+    nu_dtype: optional dtype of the second moment (e.g. float32 for
+      bfloat16 parameters).
+    wave_dt: time step of ``'wave_variance'``.
+    wave_kappa: source strength of ``'wave_variance'``.
+    wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
+    wave_damping: damping of ``'wave_variance'``.
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
+      ``'pallas'`` (a fused Triton kernel on GPU) or None.
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
+      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
+      which are otherwise refused here, and leave traced c2 values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+
+  Returns:
+    The optimizer as an :class:`optax.GradientTransformation`.
+
+  References:
+    Partin, LAdam, 2026 (PyPI ``ladam`` 0.4.1).
+  """
+  return _adam_chain(
+      learning_rate, None, None, b1=b1, b2=b2, eps=eps, c2=c2, mode=mode,
+      stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
+      variance_floor=variance_floor, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
+      impl=impl,
+      allow_unstable_c2=allow_unstable_c2,
+      wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))
+
+
+def _wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping):  # pylint: disable=invalid-name
+  return dict(wave_dt=wave_dt, wave_kappa=wave_kappa, wave_E0=wave_E0,
+              wave_damping=wave_damping)
+
+
+def ladamw(
+    learning_rate: optax.ScalarOrSchedule = 1e-3,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    weight_decay: jax.typing.ArrayLike = 1e-4,
+    mask: Optional[Union[Any, Callable[[optax.Params], Any]]] = None,
+    *,
+    c2: Any = 1e-4,
+    mode: str = "variance_lap",
+    stencil: str = "9point",
+    min_spatial_size: jax.typing.ArrayLike = 16,
+    layout: Any = "flax",
+    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
+    wave_dt: jax.typing.ArrayLike = 0.1,
+    wave_kappa: jax.typing.ArrayLike = 0.1,
+    wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
+    wave_damping: jax.typing.ArrayLike = 0.5,
+    impl: Optional[str] = None,
+    allow_unstable_c2: bool = False,
+) -> optax.GradientTransformation:
+  r"""LAdamW: :func:`ladam` with decoupled weight decay (``ladam.LAdamW``).
+
+  The reference first decays the weights, :math:`p \leftarrow p(1 -
+  \eta\lambda)`, then takes the LAdam step; here that is
+  ``optax.add_decayed_weights(weight_decay, mask)`` before the learning rate,
+  as in ``optax.adamw``.
 
   Examples:
     >>> import jax.numpy as jnp, optax, ladam_jax
-    >>> tx = ladam_jax.scale_by_laplacian_rms(c2=1e-4)
-    >>> state = tx.init({'w': jnp.ones((8, 8))})
-    >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
+    >>> schedule = optax.warmup_cosine_decay_schedule(0.0, 1e-3, 10, 100)
+    >>> opt = optax.chain(optax.clip_by_global_norm(1.0),
+    ...                   ladam_jax.ladamw(schedule, weight_decay=1e-2))
+    >>> state = opt.init({'w': jnp.ones((8, 8))})
 
   Args:
-    decay: decay of the running average of squared gradients, in [0, 1).
-    eps: added to the square root, >= 0.
-    initial_scale: initial value of the running average (0 in PyTorch).
-    c2: coupling strength (number, schedule, pytree or params callable).
+    learning_rate: a float >= 0 or an Optax schedule.
+    b1: decay of the first moment, in [0, 1).
+    b2: decay of the second moment, in [0, 1).
+    eps: added to the denominator's square root, >= 0.
+    weight_decay: decoupled weight decay rate.
+    mask: which leaves are decayed (a pytree of bools or a params callable), as
+      in ``optax.adamw``.
+    c2: coupling strength >= 0 (number, schedule, pytree or params callable).
+    mode: as in :func:`ladam`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
-    impl: Laplacian implementation or None.
+    layout: field layout(s), as in :func:`ladam`.
+    variance_floor: floor of the smoothed variance (None = eps).
+    mu_dtype: optional dtype of the first moment.
+    nu_dtype: optional dtype of the second moment (e.g. float32 for
+      bfloat16 parameters).
+    wave_dt: time step of ``'wave_variance'``.
+    wave_kappa: source strength of ``'wave_variance'``.
+    wave_E0: background gradient level of ``'wave_variance'`` (0 = auto).
+    wave_damping: damping of ``'wave_variance'``.
+    impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
+      ``'pallas'`` (a fused Triton kernel on GPU) or None.
     allow_unstable_c2: accept concrete c2 values above the stencil's
       stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
       stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
@@ -409,112 +553,12 @@ def scale_by_laplacian_rms(
       ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
 
   Returns:
-    A :class:`optax.GradientTransformation`.
+    The optimizer as an :class:`optax.GradientTransformation`.
   """
-  _validation.check_unit_interval("decay", decay)
-  _validation.check_non_negative("eps", eps)
-  _validation.check_non_negative("initial_scale", initial_scale)
-  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2)
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
-                                      stencil, allow_unstable_c2)
-
-  def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
-    nu = optax.tree.full_like(params, initial_scale)
-    return ScaleByLaplacianRmsState(jnp.zeros([], jnp.int32), nu)
-
-  def update_fn(updates, state, params=None):
-    del params
-    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
-    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, decay, 2)
-    new_updates = _coupling.smooth_tree(
-        nu, leaves, stencil, impl, 0.0,
-        finish=lambda a, g: g / (jnp.sqrt(a) + eps), others=(updates,))
-    return new_updates, ScaleByLaplacianRmsState(
-        optax.safe_increment(state.count), nu)
-
-  return optax.GradientTransformation(init_fn, update_fn)
-
-
-class ScaleByLaplacianAdagradState(NamedTuple):
-  """State of :func:`scale_by_laplacian_adagrad`."""
-
-  count: jax.Array  # shape=(), dtype=jnp.int32
-  sum_of_squares: optax.Updates
-
-
-def scale_by_laplacian_adagrad(
-    eps: jax.typing.ArrayLike = 1e-10,
-    *,
-    initial_accumulator_value: jax.typing.ArrayLike = 0.0,
-    c2: Any = 1e-4,
-    stencil: str = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
-    impl: Optional[str] = None,
-    allow_unstable_c2: bool = False,
-) -> optax.GradientTransformation:
-  r"""Rescale updates by AdaGrad whose accumulator is Laplacian-smoothed.
-
-  As the reference ``LAdaGrad`` (eps outside the square root):
-
-  .. math::
-    s_t = s_{t-1} + g_t^2, \quad
-    \tilde s = \max(s_t + c_2 L(s_t), 0)\ \text{where use\_lap, else } s_t,
-    \quad u = g_t / (\sqrt{\tilde s} + \epsilon).
-
-  The reference's ``lr_decay`` and weight decay live in
-  :func:`ladam_jax.ladagrad`.
-
-  Examples:
-    >>> import jax.numpy as jnp, ladam_jax
-    >>> tx = ladam_jax.scale_by_laplacian_adagrad(c2=1e-4)
-    >>> state = tx.init({'w': jnp.ones((8, 8))})
-    >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
-
-  Args:
-    eps: added to the square root, >= 0.
-    initial_accumulator_value: initial value of the accumulator (0 in the
-      reference).
-    c2: coupling strength (number, schedule, pytree or params callable).
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
-
-  Returns:
-    A :class:`optax.GradientTransformation`.
-  """
-  _validation.check_non_negative("eps", eps)
-  _validation.check_non_negative("initial_accumulator_value",
-                                 initial_accumulator_value)
-  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2)
-  plan_kwargs = _coupling.plan_kwargs(c2, layout, min_spatial_size,
-                                      stencil, allow_unstable_c2)
-
-  def init_fn(params):
-    _coupling.plan(params, jnp.zeros([], jnp.int32), **plan_kwargs)
-    acc = optax.tree.full_like(params, initial_accumulator_value)
-    return ScaleByLaplacianAdagradState(jnp.zeros([], jnp.int32), acc)
-
-  def update_fn(updates, state, params=None):
-    del params
-    leaves = _coupling.plan(updates, state.count, **plan_kwargs)
-    acc = jax.tree.map(lambda s, g: s + _numerics.abs_sq(g),
-                       state.sum_of_squares, updates)
-    new_updates = _coupling.smooth_tree(
-        acc, leaves, stencil, impl, 0.0,
-        finish=lambda s, g: g / (jnp.sqrt(s) + eps), others=(updates,))
-    return new_updates, ScaleByLaplacianAdagradState(
-        optax.safe_increment(state.count), acc)
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  _validation.check_non_negative("weight_decay", weight_decay)
+  return _adam_chain(
+      learning_rate, weight_decay, mask, b1=b1, b2=b2, eps=eps, c2=c2,
+      mode=mode, stencil=stencil, min_spatial_size=min_spatial_size,
+      layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
+      nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
+      wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))

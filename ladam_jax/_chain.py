@@ -1,0 +1,29 @@
+"""Shared pieces of the optimizer aliases: learning rate and weight decay.
+
+Every alias is an ``optax.chain`` that ends in ``optax.scale_by_learning_rate``
+(so the learning rate may be a float or an Optax schedule, and every numeric
+argument survives ``optax.inject_hyperparams``).
+"""
+
+from __future__ import annotations
+
+import optax
+
+from ladam_jax import _validation
+
+__all__ = ["check_learning_rate", "decay_and_lr"]
+
+
+def check_learning_rate(learning_rate) -> None:
+  """A float learning rate must be >= 0 (schedules are checked by Optax)."""
+  if not callable(learning_rate):
+    _validation.check_non_negative("learning_rate", learning_rate)
+
+
+def decay_and_lr(parts, learning_rate, weight_decay, mask=None):
+  """Appends decoupled weight decay (unless a Python 0) and the lr."""
+  _validation.check_non_negative("weight_decay", weight_decay)
+  if not _validation.is_static_zero(weight_decay):
+    parts.append(optax.add_decayed_weights(weight_decay, mask))
+  parts.append(optax.scale_by_learning_rate(learning_rate))
+  return optax.chain(*parts)
