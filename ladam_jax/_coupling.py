@@ -140,17 +140,6 @@ def needs_laplacian(leaf: LeafCoupling) -> bool:
   return leaf.use_lap is not False and not leaf.spec.too_small
 
 
-def _fusable_impl(impl: str | None) -> str | None:
-  """The Laplacian impl inside a transform's XLA maths.
-
-  ``'pallas'`` means the fused LAdam kernel (:mod:`ladam_jax._pallas`, which
-  the transform calls itself); a standalone Laplacian kernel here would
-  only cut XLA's fusion of the stencil with the optimizer's maths, so the
-  rest is ``'flat'``.
-  """
-  return "flat" if impl == "pallas" else impl
-
-
 def compute_dtype(dtype) -> jnp.dtype:
   """The dtype the stencil sums in: float32 for half-precision leaves.
 
@@ -170,7 +159,7 @@ def _term(x: jax.Array, leaf: LeafCoupling, stencil: str,
   """``c2 · L(x)`` in :func:`compute_dtype`."""
   dtype = compute_dtype(x.dtype)
   return _c2.c2_as(leaf.c2, dtype) * _laplacian.leaf_laplacian(
-      x, leaf.spec, stencil, _fusable_impl(impl), dtype)
+      x, leaf.spec, stencil, impl, dtype, in_fused_maths=True)
 
 
 def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ladam_jax import _c2
 from ladam_jax import _chain
 from ladam_jax import _coupling
 from ladam_jax import _numerics
@@ -192,7 +193,7 @@ def scale_by_laplacian_adam(
         optax.tree.zeros_like(params, dtype=nu_dtype), e0)
 
   def variance_lap(updates, state, leaves, count_inc):
-    """:math:`\hat m / (\sqrt{\max((v + c_2 L(v)) / (1-\beta_2^t),
+    r""":math:`\hat m / (\sqrt{\max((v + c_2 L(v)) / (1-\beta_2^t),
     \text{floor})} + \epsilon)`, L reading the new state :math:`v`."""
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
@@ -200,7 +201,7 @@ def scale_by_laplacian_adam(
     bc2 = _numerics.bias_correction_divisor(b2, count_inc)
     # Leaves that impl='pallas' computes whole in one fused kernel on a GPU;
     # the XLA maths below leaves them unsmoothed (and, under jit, dead).
-    fused = (_pallas.fused_adam_indices(updates, state.mu, state.nu, leaves)
+    fused = (_fused_indices(updates, state.mu, state.nu, leaves)
              if impl == "pallas" and _pallas.enabled() else [])
     xla_leaves = [leaf._replace(use_lap=False) if i in fused else leaf
                   for i, leaf in enumerate(leaves)]
@@ -213,7 +214,7 @@ def scale_by_laplacian_adam(
     results = (new_updates, optax.tree.cast(mu, mu_dtype),
                optax.tree.cast_like(nu, state.nu))
     if fused:
-      results = _pallas.fused_adam_tree(
+      results = _fused_tree(
           fused, updates, state.mu, state.nu, leaves, results, b1=b1, b2=b2,
           eps=eps, floor=floor, stencil=stencil, bc2=bc2, bc1=bc1)
     new_updates, mu, nu = results
@@ -291,6 +292,40 @@ def scale_by_laplacian_adam(
     return update, new_v, new_prev, e0_auto
 
   return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _fused_indices(updates: Any, mu: Any, nu: Any, leaves) -> list[int]:
+  """Leaves that ``impl='pallas'`` computes whole in the fused kernel.
+
+  Coupled leaves that the kernel takes (:func:`ladam_jax._pallas.qualifies`:
+  float32 gradient and moments, field rows contiguous in memory) and larger
+  than ``_coupling.BATCH_MAX_SIZE``: smaller ones are cheaper stacked, as
+  ``'flat'`` smooths them.
+  """
+  return [i for i, (g, m, v, leaf) in enumerate(zip(
+      jax.tree.leaves(updates), jax.tree.leaves(mu), jax.tree.leaves(nu),
+      leaves))
+          if _coupling.needs_laplacian(leaf)
+          and g.size > _coupling.BATCH_MAX_SIZE
+          and _pallas.qualifies(tuple(g.shape), leaf.spec, g.dtype, m.dtype,
+                                v.dtype)]
+
+
+def _fused_tree(indices, updates: Any, mu: Any, nu: Any, leaves,
+                results: tuple[Any, Any, Any], **kwargs):
+  """``results = (u, m_t, v_t)`` trees with the leaves ``indices`` computed
+  by :func:`ladam_jax._pallas.fused_adam_leaf` (``kwargs`` are its own)."""
+  g_l, m_l, v_l = (jax.tree.leaves(t) for t in (updates, mu, nu))
+  flat = [jax.tree.flatten(t) for t in results]
+  outs = [list(leaves_) for leaves_, _ in flat]
+  for i in indices:
+    leaf = leaves[i]
+    fused = _pallas.fused_adam_leaf(
+        g_l[i], m_l[i], v_l[i], leaf.spec,
+        c2=_c2.c2_as(leaf.c2, g_l[i].dtype), use_lap=leaf.use_lap, **kwargs)
+    for out, x in zip(outs, fused):
+      out[i] = x
+  return tuple(treedef.unflatten(out) for out, (_, treedef) in zip(outs, flat))
 
 
 class AddWeightLaplacianState(NamedTuple):

@@ -48,8 +48,7 @@ Four implementations give the same numbers (to rounding):
 from __future__ import annotations
 
 import functools
-import math
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import jax
 from jax import lax
@@ -57,47 +56,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from ladam_jax import _layout
+from ladam_jax import _pallas
+from ladam_jax import _stencil
 from ladam_jax import _validation
 
-__all__ = ["laplacian", "leaf_laplacian", "STENCILS", "IMPLS", "default_impl",
-           "stability_bound"]
+__all__ = ["laplacian", "leaf_laplacian", "resolve_impl", "STENCILS", "IMPLS",
+           "default_impl", "stability_bound"]
 
 Stencil = Literal["9point", "5point"]
 Impl = Literal["conv", "shift", "flat", "pallas"]
-STENCILS = ("9point", "5point")
+STENCILS = _stencil.STENCILS
+stability_bound = _stencil.stability_bound
 IMPLS = ("conv", "shift", "flat", "pallas")
-
-# The largest c2 for which x + c2·L(x) damps every Fourier mode instead of
-# flipping its sign: 1 + c2·λ >= 0 for the most negative eigenvalue λ of L on
-# the periodic grid (9-point: -16/3, 5-point: -8, 1-D [1, -2, 1]: -4).
-_C2_BOUNDS = {("9point", 2): 3 / 16, ("5point", 2): 1 / 8,
-              ("9point", 1): 1 / 4, ("5point", 1): 1 / 4}
-
-
-def stability_bound(stencil: str, field_ndim: int = 2) -> float:
-  """The largest stable c2 of ``stencil`` on 1-D or 2-D fields.
-
-  Above it, ``x + c2·L(x)`` turns the highest-frequency mode of ``x``
-  negative (multiplier ``1 + c2·λ_min``, with ``λ_min`` = -16/3 for the
-  9-point stencil, -8 for the 5-point one and -4 for 1-D leaves), so a
-  smoothed variance can go below its floor and the step explodes.
-
-  Examples:
-    >>> import ladam_jax
-    >>> ladam_jax.stability_bound('9point'), ladam_jax.stability_bound('5point')
-    (0.1875, 0.125)
-    >>> ladam_jax.stability_bound('9point', field_ndim=1)
-    0.25
-  """
-  return _C2_BOUNDS[stencil, min(max(field_ndim, 1), 2)]
-
-# Stencil weights as the reference builds them (Python doubles rounded to the
-# leaf dtype): centre, face, corner.
-_WEIGHTS = {
-    "9point": (-20 / 6, 4 / 6, 1 / 6),
-    "5point": (-4.0, 1.0, 0.0),
-}
-
 
 def default_impl() -> str:
   """The implementation used when ``impl=None``.
@@ -123,14 +93,6 @@ def check_impl(impl) -> None:
     _validation.check_choice("impl", impl, IMPLS)
 
 
-def _kernel_2d(stencil: str, dtype) -> jax.Array:
-  centre, face, corner = _WEIGHTS[stencil]
-  k = np.array([[corner, face, corner],
-                [face, centre, face],
-                [corner, face, corner]], dtype=np.float64)
-  return jnp.asarray(k, dtype=dtype)
-
-
 def _conv_field(f: jax.Array, stencil: str, dtype) -> jax.Array:
   """Periodic Laplacian of a batch of fields ``(B, n)`` or ``(B, h, w)``."""
   f = f.astype(dtype)
@@ -140,7 +102,7 @@ def _conv_field(f: jax.Array, stencil: str, dtype) -> jax.Array:
     dn = ("NCH", "OIH", "NCH")
   else:
     fp = jnp.pad(f, ((0, 0), (1, 1), (1, 1)), mode="wrap")[:, None]
-    k = _kernel_2d(stencil, f.dtype)[None, None]
+    k = _stencil.kernel_2d(stencil, f.dtype)[None, None]
     dn = ("NCHW", "OIHW", "NCHW")
   out = lax.conv_general_dilated(
       fp, k, window_strides=(1,) * (f.ndim - 1), padding="VALID",
@@ -162,102 +124,9 @@ def _shift_field(f: jax.Array, stencil: str, dtype) -> jax.Array:
   h, w = f.shape[1:]
   p = jnp.pad(f, ((0, 0), (1, 1), (1, 1)), mode="wrap")
   s = lambda i, j: p[:, i:i + h, j:j + w].astype(dtype)
-  return _stencil_sum(
+  return _stencil.stencil_sum(
       stencil, dtype, f.astype(dtype), s(0, 1), s(2, 1), s(1, 0), s(1, 2),
       lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
-
-
-def _stencil_sum(stencil, dtype, centre, up, down, left, right, corners=None):
-  """The weighted stencil sum, in the same order for every implementation."""
-  c, fw, kw = (jnp.asarray(x, dtype) for x in _WEIGHTS[stencil])
-  out = c * centre + fw * ((up + down) + (left + right))
-  if stencil == "9point":
-    up_left, up_right, down_left, down_right = corners()
-    out = out + kw * ((up_left + up_right) + (down_left + down_right))
-  return out
-
-
-class _RowPlan(NamedTuple):
-  """Static plan of the ``'flat'`` path for one leaf shape and field.
-
-  The leaf is viewed in memory order as ``(B, R, w)``: ``B`` fields, ``R``
-  memory rows of ``w`` contiguous elements (the field's columns).
-  """
-
-  view: tuple[int, int, int]  # (B, R, w)
-  # runs (start, n, up_start, down_start): memory rows start..start+n-1 whose
-  # field neighbours above / below are the rows up_start.., down_start..
-  runs: tuple[tuple[int, int, int, int], ...]
-
-
-# A row order that breaks into more runs (unusual custom layouts) falls back
-# to 'shift' rather than emit that many slices per leaf.
-_MAX_RUNS = 32
-
-
-@functools.lru_cache(maxsize=None)
-def row_neighbours(shape: tuple[int, ...], spec: _layout.FieldSpec):
-  """Field rows of a 2-D field as contiguous memory rows, or None.
-
-  Returns ``((B, R, w), up, down)`` where the leaf is viewed in memory order
-  as ``B`` fields of ``R`` memory rows of ``w`` contiguous elements (the
-  field's columns), and ``up[r]`` / ``down[r]`` (NumPy int arrays of length
-  ``R``) are the memory rows of the field rows above and below memory row
-  ``r`` (periodic). None where this does not hold: after dropping size-1
-  axes, the field's batch axes must lead the leaf in memory order and its
-  column axes must be the trailing (minor) axes in order; only the order of
-  the rows may differ (a Flax conv kernel ``(kh, kw, in, out)``: field rows
-  ``(in, kh, kw)``, columns ``out``).
-  """
-  if len(spec.field) != 2:
-    return None
-  nd = len(shape)
-  perm = [a for a in spec.perm if shape[a] > 1]
-  b, (h, w) = spec.batch, spec.field
-  sizes = [shape[a] for a in perm]
-  # Split perm into batch / row / column axes by the sizes' products.
-  nb = next(i for i in range(len(perm) + 1) if math.prod(sizes[:i]) == b)
-  nc = next(i for i in range(len(perm) + 1)
-            if math.prod(sizes[len(perm) - i:]) == w)
-  batch, rows, cols = perm[:nb], perm[nb:len(perm) - nc], perm[len(perm) - nc:]
-  mem = [a for a in range(nd) if shape[a] > 1]
-  if batch != mem[:nb] or cols != mem[len(mem) - nc:]:
-    return None
-  mem_rows = sorted(rows)
-  # mem_row[i]: memory row of field row i.
-  mem_row = np.transpose(
-      np.arange(h).reshape([shape[a] for a in mem_rows]),
-      [mem_rows.index(a) for a in rows]).reshape(-1)
-  field_row = np.empty(h, np.int64)
-  field_row[mem_row] = np.arange(h)
-  up = mem_row[(field_row - 1) % h]
-  down = mem_row[(field_row + 1) % h]
-  return (b, h, w), up, down
-
-
-@functools.lru_cache(maxsize=None)
-def _row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
-  """The :class:`_RowPlan` of a 2-D field, or None where it does not apply.
-
-  It applies where :func:`row_neighbours` does (every field row is a
-  contiguous memory row). Consecutive memory rows whose neighbours above and
-  below sit at the same memory offsets form a run, computed from shifted
-  slices of the flattened rows.
-  """
-  rows = row_neighbours(shape, spec)
-  if rows is None:
-    return None
-  (b, h, w), up, down = rows
-  runs = []
-  m = 0
-  while m < h:
-    start, du, dd = m, up[m] - m, down[m] - m
-    while m < h and up[m] - m == du and down[m] - m == dd:
-      m += 1
-    runs.append((start, m - start, int(start + du), int(start + dd)))
-  if len(runs) > _MAX_RUNS:
-    return None
-  return _RowPlan((b, h, w), tuple(runs))
 
 
 def _run_rows(view: jax.Array, runs, stencil: str,
@@ -295,7 +164,7 @@ def _run_rows(view: jax.Array, runs, stencil: str,
     return jnp.where(last, view[:, start:start + n, :1].astype(dtype),
                      rows(start, n, 1))
 
-  return [_stencil_sum(
+  return [_stencil.stencil_sum(
       stencil, dtype, rows(start, n), rows(u, n), rows(d, n),
       left(start, n), right(start, n),
       lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
@@ -304,9 +173,9 @@ def _run_rows(view: jax.Array, runs, stencil: str,
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str,
+def _flat_leaf(x: jax.Array, plan: _stencil.RowPlan, stencil: str,
                dtype) -> jax.Array:
-  """The Laplacian of a leaf by its :class:`_RowPlan` (see module docs).
+  """The Laplacian of a leaf by its :class:`_stencil.RowPlan` (see module docs).
 
   Jitted so that an un-jitted ``tx.update`` compiles one program per leaf
   shape instead of dispatching its many slices one by one; inside an outer
@@ -319,30 +188,56 @@ def _flat_leaf(x: jax.Array, plan: _RowPlan, stencil: str,
 _FIELD_IMPLS = {"conv": _conv_field, "shift": _shift_field}
 
 
-def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
-                   stencil: str, impl: str | None = None,
-                   dtype=None) -> jax.Array:
-  """The Laplacian of one leaf whose field description is ``spec``.
+def resolve_impl(impl: str | None, shape: tuple[int, ...],
+                 spec: _layout.FieldSpec | None, dtypes=(), *,
+                 in_fused_maths: bool = False) -> str | None:
+  """Which implementation computes L of one leaf: the single place it is
+  decided.
 
-  ``dtype`` (default ``x.dtype``) is the dtype the stencil sums in and
-  returns: every neighbour read is converted to it, inside the fused loop
-  (converting ``x`` first would be a separate XLA kernel).
+  Returns ``'conv'``, ``'shift'``, ``'flat'``, ``'pallas'`` (the Pallas
+  Laplacian kernel) or None (the leaf's field is too small: L is zero).
+  ``impl=None`` is :func:`default_impl`. ``'pallas'`` runs the kernel only
+  where the Pallas kernels run (a GPU backend) and the leaf qualifies
+  (:func:`ladam_jax._pallas.qualifies` for its ``dtypes``, those of the
+  leaf and of the sums), and never inside a transform's XLA
+  maths (``in_fused_maths``), where a standalone kernel would only cut XLA's
+  fusion of the stencil with the update (the transform runs the fused LAdam
+  kernel itself); otherwise it is ``'flat'``. ``'flat'`` is ``'shift'``
+  where the field's rows are not contiguous memory rows (1-D fields,
+  columns that are not the minor axes).
   """
-  dtype = x.dtype if dtype is None else jnp.dtype(dtype)
   if spec is None or spec.too_small:
-    return jnp.zeros(x.shape, dtype)
+    return None
   impl = default_impl() if impl is None else impl
   if impl == "pallas":
-    from ladam_jax import _pallas  # pylint: disable=import-outside-toplevel
-    if _pallas.enabled() and _pallas.qualifies(tuple(x.shape), spec, x.dtype,
-                                               dtype):
-      return _pallas.laplacian_leaf(x, spec, stencil)
-    impl = "flat"
+    runs_kernel = (not in_fused_maths and _pallas.enabled()
+                   and _pallas.qualifies(shape, spec, *dtypes))
+    impl = "pallas" if runs_kernel else "flat"
+  if impl == "flat" and _stencil.row_plan(shape, spec) is None:
+    impl = "shift"
+  return impl
+
+
+def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
+                   stencil: str, impl: str | None = None, dtype=None, *,
+                   in_fused_maths: bool = False) -> jax.Array:
+  """The Laplacian of one leaf whose field description is ``spec``.
+
+  ``impl`` as :func:`resolve_impl` resolves it. ``dtype`` (default
+  ``x.dtype``) is the dtype the stencil sums in and returns: every
+  neighbour read is converted to it, inside the fused loop (converting
+  ``x`` first would be a separate XLA kernel).
+  """
+  dtype = x.dtype if dtype is None else jnp.dtype(dtype)
+  impl = resolve_impl(impl, tuple(x.shape), spec, (x.dtype, dtype),
+                      in_fused_maths=in_fused_maths)
+  if impl is None:
+    return jnp.zeros(x.shape, dtype)
+  if impl == "pallas":
+    return _pallas.laplacian_kernel(x, spec, stencil)
   if impl == "flat":
-    plan = _row_plan(tuple(x.shape), spec)
-    if plan is not None:
-      return _flat_leaf(x, plan, stencil, dtype)
-    impl = "shift"  # 1-D fields, and layouts whose columns are not minor
+    return _flat_leaf(x, _stencil.row_plan(tuple(x.shape), spec), stencil,
+                      dtype)
   identity = spec.perm == tuple(range(x.ndim))
   xt = x if identity else jnp.transpose(x, spec.perm)
   field = xt.reshape((spec.batch,) + spec.field)

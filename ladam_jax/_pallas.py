@@ -9,7 +9,7 @@ tile's 9 (or 5) stencil offsets (the neighbours' loads hit L1/L2), recomputes
 :math:`v_t = \beta_2 v + (1-\beta_2) g^2` there, and writes :math:`m_t, v_t`
 and :math:`u = \hat m_t / (\sqrt{\tilde v} + \epsilon)`: the bytes Adam moves.
 
-A leaf qualifies where :func:`ladam_jax._laplacian.row_neighbours` applies
+A leaf qualifies where :func:`ladam_jax._stencil.row_neighbours` applies
 (each field row a contiguous memory row: Flax dense and conv kernels, PyTorch
 layouts), in float32. Field rows above and below come from small static
 tables, so any row order (a Flax conv kernel's) costs the same. Others use
@@ -39,13 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ladam_jax import _c2
-from ladam_jax import _coupling
-from ladam_jax import _laplacian
+from ladam_jax import _stencil
 
-__all__ = ["enabled", "qualifies", "laplacian_leaf", "fused_adam_leaf",
-           "fused_adam_indices", "fused_adam_tree", "TILE_ROWS", "TILE_COLS",
-           "FORCE"]
+__all__ = ["enabled", "qualifies", "laplacian_kernel", "fused_adam_leaf",
+           "TILE_ROWS", "TILE_COLS", "FORCE"]
 
 # Tile of one program: rows × columns (powers of two, as Triton requires).
 TILE_ROWS = 16
@@ -69,7 +66,7 @@ def qualifies(shape: tuple[int, ...], spec, *dtypes) -> bool:
   """Whether a leaf of this shape, field ``spec`` and dtypes has a kernel."""
   return (spec is not None and not spec.too_small and
           all(jnp.dtype(d) == jnp.float32 for d in dtypes) and
-          _laplacian.row_neighbours(shape, spec) is not None)
+          _stencil.row_neighbours(shape, spec) is not None)
 
 
 def _pallas_modules():
@@ -95,7 +92,7 @@ def _next_pow2(n: int) -> int:
 def _tables(shape: tuple[int, ...], spec) -> tuple[int, int, np.ndarray,
                                                   np.ndarray]:
   """``(N, w, up, down)``: the leaf as ``N`` rows of ``w`` and row tables."""
-  (b, h, w), up, down = _laplacian.row_neighbours(shape, spec)
+  (b, h, w), up, down = _stencil.row_neighbours(shape, spec)
   base = (np.arange(b) * h)[:, None]
   up = (base + up[None]).reshape(-1).astype(np.int32)
   down = (base + down[None]).reshape(-1).astype(np.int32)
@@ -143,7 +140,7 @@ def _stencil_call(pre: Callable, post: Callable, n_field_inputs: int,
 
     centre_inputs = load(rows, cols, in_refs)
     centre = pre(c, *centre_inputs[:n_field_inputs])
-    lap = _laplacian._stencil_sum(  # pylint: disable=protected-access
+    lap = _stencil.stencil_sum(
         stencil, dtype, centre, field(up, cols), field(down, cols),
         field(rows, left), field(rows, right),
         lambda: (field(up, left), field(up, right), field(down, left),
@@ -163,7 +160,7 @@ def _stencil_call(pre: Callable, post: Callable, n_field_inputs: int,
   return [o.reshape(shape) for o in outs]
 
 
-def laplacian_leaf(x: jax.Array, spec, stencil: str) -> jax.Array:
+def laplacian_kernel(x: jax.Array, spec, stencil: str) -> jax.Array:
   """The Laplacian of one qualifying leaf (see :func:`qualifies`)."""
   (out,) = _stencil_call(
       lambda c, f: f, lambda c, f, lap, x: (lap,), 1, stencil,
@@ -172,8 +169,8 @@ def laplacian_leaf(x: jax.Array, spec, stencil: str) -> jax.Array:
   return out
 
 
-def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, leaf, *,
-                    b1, b2, eps, floor, bc1, bc2,
+def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, spec, *,
+                    c2, use_lap, b1, b2, eps, floor, bc1, bc2,
                     stencil: str) -> tuple[jax.Array, jax.Array, jax.Array]:
   r"""One leaf of ``scale_by_laplacian_adam(mode='variance_lap')`` fused.
 
@@ -181,15 +178,14 @@ def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, leaf, *,
   :math:`m_t = (1-\beta_1) g + \beta_1 m`, :math:`v_t = (1-\beta_2) g^2 +
   \beta_2 v`, :math:`s = \max((v_t + c_2 L(v_t)) / bc_2, \text{floor})` where
   ``use_lap`` else :math:`v_t / bc_2`, :math:`u = (m_t / bc_1) / (\sqrt{s} +
-  \epsilon)`. ``leaf`` is the leaf's :class:`ladam_jax._coupling.LeafCoupling`
-  (its ``c2`` and ``use_lap`` may be traced); ``bc1``, ``bc2`` are the bias
-  correction divisors. Entries where :math:`v_t + c_2 L(v_t)` is not finite
+  \epsilon)`. ``spec`` is the leaf's field, ``c2`` and ``use_lap`` its
+  coupling (possibly traced); ``bc1``, ``bc2`` are the bias correction
+  divisors. Entries where :math:`v_t + c_2 L(v_t)` is not finite
   are left unsmoothed, as :func:`ladam_jax._coupling.smoothed` does.
   """
   dtype = g.dtype
   coefs = jnp.stack([jnp.asarray(x).astype(dtype) for x in (
-      1 - b1, b1, 1 - b2, b2, bc1, bc2, _c2.c2_as(leaf.c2, dtype), floor,
-      eps, leaf.use_lap)])
+      1 - b1, b1, 1 - b2, b2, bc1, bc2, c2, floor, eps, use_lap)])
 
   def pre(c, g, v):
     return c[2] * (g ** 2) + c[3] * v
@@ -205,37 +201,6 @@ def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, leaf, *,
     return (m_t / c[4]) / (jnp.sqrt(s) + c[8]), m_t, v_t
 
   u, m_t, v_t = _stencil_call(pre, post, 2, stencil, tuple(g.shape),
-                              leaf.spec, coefs, [g, v, m],
+                              spec, coefs, [g, v, m],
                               [dtype, m.dtype, v.dtype], "ladam_fused_adam")
   return u, m_t, v_t
-
-
-def fused_adam_indices(updates: Any, mu: Any, nu: Any, leaves) -> list[int]:
-  """Leaves of ``scale_by_laplacian_adam`` that :func:`fused_adam_leaf` does.
-
-  Coupled leaves that qualify (:func:`qualifies`, float32 gradient and
-  moments) and are larger than ``_coupling.BATCH_MAX_SIZE``: smaller ones
-  are cheaper stacked, as ``'flat'`` smooths them.
-  """
-  return [i for i, (g, m, v, leaf) in enumerate(zip(
-      jax.tree.leaves(updates), jax.tree.leaves(mu), jax.tree.leaves(nu),
-      leaves))
-          if _coupling.needs_laplacian(leaf)
-          and g.size > _coupling.BATCH_MAX_SIZE
-          and qualifies(tuple(g.shape), leaf.spec, g.dtype, m.dtype, v.dtype)]
-
-
-def fused_adam_tree(indices: Sequence[int], updates: Any, mu: Any, nu: Any,
-                    leaves, results: tuple[Any, Any, Any], **kwargs):
-  """``results = (u, m_t, v_t)`` trees with the leaves ``indices`` fused.
-
-  ``kwargs`` are those of :func:`fused_adam_leaf`.
-  """
-  g_l, m_l, v_l = (jax.tree.leaves(t) for t in (updates, mu, nu))
-  flat = [jax.tree.flatten(t) for t in results]
-  outs = [list(leaves_) for leaves_, _ in flat]
-  for i in indices:
-    for out, x in zip(outs, fused_adam_leaf(g_l[i], m_l[i], v_l[i],
-                                            leaves[i], **kwargs)):
-      out[i] = x
-  return tuple(treedef.unflatten(out) for out, (_, treedef) in zip(outs, flat))

@@ -210,9 +210,9 @@ PLAN_CASES = [
 @pytest.mark.parametrize("shape, layout, planned", PLAN_CASES)
 @pytest.mark.parametrize("stencil", ["9point", "5point"])
 def test_flat_row_plan_matches_conv_float64(shape, layout, planned, stencil):
-  from ladam_jax import _laplacian  # pylint: disable=g-import-not-at-top
+  from ladam_jax import _stencil  # pylint: disable=g-import-not-at-top
   spec = _layout.field_spec(shape, layout)
-  plan = _laplacian._row_plan(shape, spec)
+  plan = _stencil.row_plan(shape, spec)
   assert (plan is not None) == planned
   if plan is not None:  # every memory row is computed exactly once
     rows = sorted(m for s, n, _, _ in plan.runs for m in range(s, s + n))
@@ -245,3 +245,71 @@ def test_default_impl_is_flat_on_one_cpu_or_gpu_device(monkeypatch):
   assert ladam_jax.default_laplacian_impl() == "flat"
   monkeypatch.setattr(jax, "device_count", lambda: 4)
   assert ladam_jax.default_laplacian_impl() == "shift"
+
+
+def test_resolve_impl_decides_per_leaf(monkeypatch):
+  """The one place that says which implementation computes L of a leaf."""
+  from ladam_jax import _laplacian, _pallas  # pylint: disable=g-import-not-at-top
+  resolve = _laplacian.resolve_impl
+  dense = ((40, 48), _layout.field_spec((40, 48), "flax"))
+  line = ((40,), _layout.field_spec((40,), "flax"))
+  tiny = ((2, 8), _layout.field_spec((2, 8), "flax"))
+  f32 = (jnp.float32,)
+  assert resolve("conv", *dense, f32) == "conv"
+  assert resolve("flat", *dense, f32) == "flat"
+  assert resolve("flat", *line, f32) == "shift"  # no memory-row plan in 1-D
+  assert resolve("flat", *tiny, f32) is None  # a side < 3: L is zero
+  assert resolve(None, *dense, f32) == ladam_jax.default_laplacian_impl()
+  monkeypatch.setattr(_pallas, "enabled", lambda: False)
+  assert resolve("pallas", *dense, f32) == "flat"  # no GPU
+  monkeypatch.setattr(_pallas, "enabled", lambda: True)
+  assert resolve("pallas", *dense, f32) == "pallas"
+  assert resolve("pallas", *dense, (jnp.bfloat16,)) == "flat"  # float32 only
+  assert resolve("pallas", *line, f32) == "shift"
+  # Inside a transform's XLA maths a standalone kernel would cut fusion.
+  assert resolve("pallas", *dense, f32, in_fused_maths=True) == "flat"
+
+
+def test_package_import_graph_is_acyclic():
+  """No module of ladam_jax imports (at module level or inside a function)
+  one that imports it back, directly or not."""
+  import ast  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(ladam_jax.__file__).parent
+  graph = {}
+  for path in root.rglob("*.py"):
+    name = ".".join(("ladam_jax",) + path.relative_to(root).with_suffix(
+        "").parts).removesuffix(".__init__")
+    deps = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+      if (isinstance(node, ast.ImportFrom) and node.module and
+          node.module.split(".")[0] == "ladam_jax"):
+        # `from P import m`: the submodule P.m where m is one, else P.
+        deps |= {f"{node.module}.{a.name}" for a in node.names} | {
+            node.module}
+      elif isinstance(node, ast.Import):
+        deps |= {a.name for a in node.names if a.name.startswith("ladam_jax.")}
+    graph[name] = deps
+  modules = set(graph)
+  # A package's own __init__ importing its submodules is not a cycle; a
+  # submodule importing from its package's name is resolved to the names'
+  # submodules above.
+  graph = {m: {d for d in ds if d in modules and d != m and
+               not (m.startswith(d + ".") and
+                    any(x.startswith(d + ".") for x in ds))}
+           for m, ds in graph.items()}
+  state = {}
+
+  def visit(m, stack):
+    state[m] = "open"
+    for d in sorted(graph[m]):
+      assert state.get(d) != "open", " -> ".join(stack + [m, d])
+      if d not in state:
+        visit(d, stack + [m])
+    state[m] = "done"
+
+  for m in sorted(graph):
+    if m not in state:
+      visit(m, [])
+  assert {"ladam_jax._stencil", "ladam_jax._laplacian",
+          "ladam_jax._pallas"} <= modules

@@ -441,7 +441,7 @@ def test_inject_hyperparams_rejects_negative_c2_at_init():
 # --- robustness ------------------------------------------------------------------
 
 
-@hypothesis.settings(deadline=None, max_examples=14, derandomize=True)
+@hypothesis.settings(deadline=None, max_examples=8, derandomize=True)
 @hypothesis.given(
     shape=st.sampled_from([(5,), (16,), (2, 40), (9, 7), (3, 3, 4, 5),
                            (1, 1), ()]),

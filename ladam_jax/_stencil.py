@@ -1,0 +1,162 @@
+r"""The discrete periodic Laplacian's stencils, and fields as memory rows.
+
+The layer below every implementation of :math:`L` (the XLA ones in
+:mod:`ladam_jax._laplacian`, the Pallas kernels in :mod:`ladam_jax._pallas`):
+the stencil weights, the weighted sum in the one order every implementation
+uses, the stability bound on c2, and the static plans that see a 2-D field
+as contiguous memory rows.
+
+.. math::
+  K_9 = \frac{1}{6}\begin{pmatrix}1&4&1\\4&-20&4\\1&4&1\end{pmatrix},\qquad
+  K_5 = \begin{pmatrix}0&1&0\\1&-4&1\\0&1&0\end{pmatrix},\qquad
+  K_1 = (1, -2, 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ladam_jax import _layout
+
+__all__ = ["STENCILS", "WEIGHTS", "stability_bound", "kernel_2d",
+           "stencil_sum", "row_neighbours", "RowPlan", "row_plan"]
+
+STENCILS = ("9point", "5point")
+
+# The largest c2 for which x + c2·L(x) damps every Fourier mode instead of
+# flipping its sign: 1 + c2·λ >= 0 for the most negative eigenvalue λ of L on
+# the periodic grid (9-point: -16/3, 5-point: -8, 1-D [1, -2, 1]: -4).
+_C2_BOUNDS = {("9point", 2): 3 / 16, ("5point", 2): 1 / 8,
+              ("9point", 1): 1 / 4, ("5point", 1): 1 / 4}
+
+
+def stability_bound(stencil: str, field_ndim: int = 2) -> float:
+  """The largest stable c2 of ``stencil`` on 1-D or 2-D fields.
+
+  Above it, ``x + c2·L(x)`` turns the highest-frequency mode of ``x``
+  negative (multiplier ``1 + c2·λ_min``, with ``λ_min`` = -16/3 for the
+  9-point stencil, -8 for the 5-point one and -4 for 1-D leaves), so a
+  smoothed variance can go below its floor and the step explodes.
+
+  Examples:
+    >>> import ladam_jax
+    >>> ladam_jax.stability_bound('9point'), ladam_jax.stability_bound('5point')
+    (0.1875, 0.125)
+    >>> ladam_jax.stability_bound('9point', field_ndim=1)
+    0.25
+  """
+  return _C2_BOUNDS[stencil, min(max(field_ndim, 1), 2)]
+
+# Stencil weights as the reference builds them (Python doubles rounded to the
+# leaf dtype): centre, face, corner.
+WEIGHTS = {
+    "9point": (-20 / 6, 4 / 6, 1 / 6),
+    "5point": (-4.0, 1.0, 0.0),
+}
+
+
+def kernel_2d(stencil: str, dtype) -> jax.Array:
+  centre, face, corner = WEIGHTS[stencil]
+  k = np.array([[corner, face, corner],
+                [face, centre, face],
+                [corner, face, corner]], dtype=np.float64)
+  return jnp.asarray(k, dtype=dtype)
+
+
+def stencil_sum(stencil, dtype, centre, up, down, left, right, corners=None):
+  """The weighted stencil sum, in the same order for every implementation."""
+  c, fw, kw = (jnp.asarray(x, dtype) for x in WEIGHTS[stencil])
+  out = c * centre + fw * ((up + down) + (left + right))
+  if stencil == "9point":
+    up_left, up_right, down_left, down_right = corners()
+    out = out + kw * ((up_left + up_right) + (down_left + down_right))
+  return out
+
+
+class RowPlan(NamedTuple):
+  """Static plan of the ``'flat'`` path for one leaf shape and field.
+
+  The leaf is viewed in memory order as ``(B, R, w)``: ``B`` fields, ``R``
+  memory rows of ``w`` contiguous elements (the field's columns).
+  """
+
+  view: tuple[int, int, int]  # (B, R, w)
+  # runs (start, n, up_start, down_start): memory rows start..start+n-1 whose
+  # field neighbours above / below are the rows up_start.., down_start..
+  runs: tuple[tuple[int, int, int, int], ...]
+
+
+# A row order that breaks into more runs (unusual custom layouts) falls back
+# to 'shift' rather than emit that many slices per leaf.
+_MAX_RUNS = 32
+
+
+@functools.lru_cache(maxsize=None)
+def row_neighbours(shape: tuple[int, ...], spec: _layout.FieldSpec):
+  """Field rows of a 2-D field as contiguous memory rows, or None.
+
+  Returns ``((B, R, w), up, down)`` where the leaf is viewed in memory order
+  as ``B`` fields of ``R`` memory rows of ``w`` contiguous elements (the
+  field's columns), and ``up[r]`` / ``down[r]`` (NumPy int arrays of length
+  ``R``) are the memory rows of the field rows above and below memory row
+  ``r`` (periodic). None where this does not hold: after dropping size-1
+  axes, the field's batch axes must lead the leaf in memory order and its
+  column axes must be the trailing (minor) axes in order; only the order of
+  the rows may differ (a Flax conv kernel ``(kh, kw, in, out)``: field rows
+  ``(in, kh, kw)``, columns ``out``).
+  """
+  if len(spec.field) != 2:
+    return None
+  nd = len(shape)
+  perm = [a for a in spec.perm if shape[a] > 1]
+  b, (h, w) = spec.batch, spec.field
+  sizes = [shape[a] for a in perm]
+  # Split perm into batch / row / column axes by the sizes' products.
+  nb = next(i for i in range(len(perm) + 1) if math.prod(sizes[:i]) == b)
+  nc = next(i for i in range(len(perm) + 1)
+            if math.prod(sizes[len(perm) - i:]) == w)
+  batch, rows, cols = perm[:nb], perm[nb:len(perm) - nc], perm[len(perm) - nc:]
+  mem = [a for a in range(nd) if shape[a] > 1]
+  if batch != mem[:nb] or cols != mem[len(mem) - nc:]:
+    return None
+  mem_rows = sorted(rows)
+  # mem_row[i]: memory row of field row i.
+  mem_row = np.transpose(
+      np.arange(h).reshape([shape[a] for a in mem_rows]),
+      [mem_rows.index(a) for a in rows]).reshape(-1)
+  field_row = np.empty(h, np.int64)
+  field_row[mem_row] = np.arange(h)
+  up = mem_row[(field_row - 1) % h]
+  down = mem_row[(field_row + 1) % h]
+  return (b, h, w), up, down
+
+
+@functools.lru_cache(maxsize=None)
+def row_plan(shape: tuple[int, ...], spec: _layout.FieldSpec):
+  """The :class:`RowPlan` of a 2-D field, or None where it does not apply.
+
+  It applies where :func:`row_neighbours` does (every field row is a
+  contiguous memory row). Consecutive memory rows whose neighbours above and
+  below sit at the same memory offsets form a run, computed from shifted
+  slices of the flattened rows.
+  """
+  rows = row_neighbours(shape, spec)
+  if rows is None:
+    return None
+  (b, h, w), up, down = rows
+  runs = []
+  m = 0
+  while m < h:
+    start, du, dd = m, up[m] - m, down[m] - m
+    while m < h and up[m] - m == du and down[m] - m == dd:
+      m += 1
+    runs.append((start, m - start, int(start + du), int(start + dd)))
+  if len(runs) > _MAX_RUNS:
+    return None
+  return RowPlan((b, h, w), tuple(runs))
