@@ -140,7 +140,9 @@ def scale_by_laplacian_adam(
     wave_E0: background gradient level of ``'wave_variance'``; 0 = automatic.
     wave_damping: damping of ``'wave_variance'``, in [0, 1].
     impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
-      ``'pallas'`` or None (:func:`ladam_jax.default_laplacian_impl`). With
+      ``'pallas'``, ``'pallas_interpret'`` (the Pallas kernels in Pallas'
+      interpreter, on any backend: for tests) or None
+      (:func:`ladam_jax.default_laplacian_impl`). With
       ``'pallas'`` on a GPU, ``mode='variance_lap'`` computes float32 leaves
       of more than 1024 elements whose field rows are contiguous in memory
       (Flax dense and conv kernels) in one fused Triton kernel.
@@ -202,7 +204,8 @@ def scale_by_laplacian_adam(
     # Leaves that impl='pallas' computes whole in one fused kernel on a GPU;
     # the XLA maths below leaves them unsmoothed (and, under jit, dead).
     fused = (_fused_indices(updates, state.mu, state.nu, leaves)
-             if impl == "pallas" and _pallas.enabled() else [])
+             if impl == "pallas_interpret" or (impl == "pallas" and
+                                               _pallas.on_gpu()) else [])
     xla_leaves = [leaf._replace(use_lap=False) if i in fused else leaf
                   for i, leaf in enumerate(leaves)]
     # m̂ = m / (1 - b1^t) is taken in `finish`, on the stacked m where small
@@ -216,7 +219,8 @@ def scale_by_laplacian_adam(
     if fused:
       results = _fused_tree(
           fused, updates, state.mu, state.nu, leaves, results, b1=b1, b2=b2,
-          eps=eps, floor=floor, stencil=stencil, bc2=bc2, bc1=bc1)
+          eps=eps, floor=floor, stencil=stencil, bc2=bc2, bc1=bc1,
+          interpret=impl == "pallas_interpret")
     new_updates, mu, nu = results
     return new_updates, ScaleByLaplacianAdamState(count_inc, mu, nu)
 
@@ -364,11 +368,8 @@ def add_weight_laplacian(
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
     impl: Laplacian implementation or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     A :class:`optax.GradientTransformation` that needs ``params``.
@@ -495,11 +496,8 @@ def ladam(
     wave_damping: damping of ``'wave_variance'``.
     impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
       ``'pallas'`` (a fused Triton kernel on GPU) or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -581,11 +579,8 @@ def ladamw(
     wave_damping: damping of ``'wave_variance'``.
     impl: Laplacian implementation, ``'conv'``, ``'shift'``, ``'flat'``,
       ``'pallas'`` (a fused Triton kernel on GPU) or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.

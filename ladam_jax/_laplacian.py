@@ -37,7 +37,8 @@ Four implementations give the same numbers (to rounding):
   optimizer's elementwise maths into one loop over the leaf, as for Adam.
   Layouts it does not cover (1-D fields, columns that are not the minor
   axes) use ``'shift'``;
-- ``'pallas'`` (GPU, opt-in): a Pallas/Triton kernel over tiles of field
+- ``'pallas'`` (GPU, opt-in; ``'pallas_interpret'`` runs it in Pallas'
+  interpreter anywhere, for tests): a Pallas/Triton kernel over tiles of field
   rows (see :mod:`ladam_jax._pallas`), for float32 leaves whose field rows
   are contiguous memory rows. ``scale_by_laplacian_adam`` (``variance_lap``)
   runs its whole update in it; :func:`laplacian` runs the stencil alone;
@@ -64,10 +65,11 @@ __all__ = ["laplacian", "leaf_laplacian", "resolve_impl", "STENCILS", "IMPLS",
            "default_impl", "stability_bound"]
 
 Stencil = Literal["9point", "5point"]
-Impl = Literal["conv", "shift", "flat", "pallas"]
+Impl = Literal["conv", "shift", "flat", "pallas", "pallas_interpret"]
 STENCILS = _stencil.STENCILS
 stability_bound = _stencil.stability_bound
-IMPLS = ("conv", "shift", "flat", "pallas")
+IMPLS = ("conv", "shift", "flat", "pallas", "pallas_interpret")
+PALLAS_IMPLS = ("pallas", "pallas_interpret")
 
 def default_impl() -> str:
   """The implementation used when ``impl=None``.
@@ -194,10 +196,12 @@ def resolve_impl(impl: str | None, shape: tuple[int, ...],
   """Which implementation computes L of one leaf: the single place it is
   decided.
 
-  Returns ``'conv'``, ``'shift'``, ``'flat'``, ``'pallas'`` (the Pallas
-  Laplacian kernel) or None (the leaf's field is too small: L is zero).
+  Returns ``'conv'``, ``'shift'``, ``'flat'``, ``'pallas'`` /
+  ``'pallas_interpret'`` (the Pallas Laplacian kernel, compiled /
+  interpreted) or None (the leaf's field is too small: L is zero).
   ``impl=None`` is :func:`default_impl`. ``'pallas'`` runs the kernel only
-  where the Pallas kernels run (a GPU backend) and the leaf qualifies
+  on a GPU backend (``'pallas_interpret'`` on any) and where the leaf
+  qualifies
   (:func:`ladam_jax._pallas.qualifies` for its ``dtypes``, those of the
   leaf and of the sums), and never inside a transform's XLA
   maths (``in_fused_maths``), where a standalone kernel would only cut XLA's
@@ -209,10 +213,11 @@ def resolve_impl(impl: str | None, shape: tuple[int, ...],
   if spec is None or spec.too_small:
     return None
   impl = default_impl() if impl is None else impl
-  if impl == "pallas":
-    runs_kernel = (not in_fused_maths and _pallas.enabled()
+  if impl in PALLAS_IMPLS:
+    runs_kernel = (not in_fused_maths
+                   and (impl == "pallas_interpret" or _pallas.on_gpu())
                    and _pallas.qualifies(shape, spec, *dtypes))
-    impl = "pallas" if runs_kernel else "flat"
+    impl = impl if runs_kernel else "flat"
   if impl == "flat" and _stencil.row_plan(shape, spec) is None:
     impl = "shift"
   return impl
@@ -233,8 +238,9 @@ def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
                       in_fused_maths=in_fused_maths)
   if impl is None:
     return jnp.zeros(x.shape, dtype)
-  if impl == "pallas":
-    return _pallas.laplacian_kernel(x, spec, stencil)
+  if impl in PALLAS_IMPLS:
+    return _pallas.laplacian_kernel(x, spec, stencil,
+                                    interpret=impl == "pallas_interpret")
   if impl == "flat":
     return _flat_leaf(x, _stencil.row_plan(tuple(x.shape), spec), stencil,
                       dtype)
@@ -274,7 +280,9 @@ def laplacian(x: jax.Array, stencil: Stencil = "9point",
     impl: ``'conv'`` (``lax.conv``, the reference kernel), ``'shift'`` (fused
       slices of a wrap-padded copy), ``'flat'`` (fused slices of the
       flattened field, no padded copy), ``'pallas'`` (a Triton kernel on
-      GPU, ``'flat'`` elsewhere) or None for :func:`default_impl`.
+      GPU, ``'flat'`` elsewhere), ``'pallas_interpret'`` (that kernel in
+      Pallas' interpreter, any backend: for tests) or None for
+      :func:`default_impl`.
 
   Returns:
     An array of ``x``'s shape and dtype.

@@ -75,11 +75,8 @@ def scale_by_laplacian_laprop(
     variance_floor: floor of the smoothed second moment (None = eps).
     mu_dtype: optional dtype of the momentum.
     impl: Laplacian implementation or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -162,11 +159,8 @@ def laprop(
     variance_floor: floor of the smoothed second moment (None = eps).
     mu_dtype: optional dtype of the momentum.
     impl: Laplacian implementation or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.

@@ -70,11 +70,8 @@ def scale_by_laplacian_rms(
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
     impl: Laplacian implementation or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -148,11 +145,8 @@ def lrmsprop(
     layout: field layout(s), as in :func:`ladam`.
     initial_scale: initial value of the running average.
     impl: Laplacian implementation or None.
-    allow_unstable_c2: accept concrete c2 values above the stencil's
-      stability bound (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point
-      stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
-      which are otherwise refused here, and leave traced c2 values (schedules,
-      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.

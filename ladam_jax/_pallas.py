@@ -19,7 +19,9 @@ Used with ``impl='pallas'`` on a GPU backend only: by
 ``scale_by_laplacian_adam(mode='variance_lap')`` (and the aliases built on
 it) for its qualifying leaves of more than 1024 elements, and by
 ``ladam_jax.laplacian``. Everything else with ``impl='pallas'``, and every
-non-GPU backend, is ``'flat'``. Meant for one device: XLA's SPMD
+non-GPU backend, is ``'flat'``; ``impl='pallas_interpret'`` runs the same
+kernels in Pallas' interpreter on any backend (slow: for tests, and for
+checking the kernels without a GPU). Meant for one device: XLA's SPMD
 partitioner cannot split a Triton custom call, so sharded leaves would be
 gathered for it (the multi-device default, ``'shift'``, only exchanges
 halos).
@@ -41,25 +43,21 @@ import numpy as np
 
 from ladam_jax import _stencil
 
-__all__ = ["enabled", "qualifies", "laplacian_kernel", "fused_adam_leaf",
-           "TILE_ROWS", "TILE_COLS", "FORCE"]
+__all__ = ["on_gpu", "qualifies", "laplacian_kernel", "fused_adam_leaf",
+           "TILE_ROWS", "TILE_COLS"]
 
 # Tile of one program: rows × columns (powers of two, as Triton requires).
 TILE_ROWS = 16
 TILE_COLS = 128
 _NUM_WARPS = 4
 
-# How the kernels run: None = on GPU backends only (the default), 'triton' =
-# always lower the Triton kernel (to inspect the lowering for CUDA on a CPU
-# machine), 'interpret' = always, in Pallas' interpreter (tests on CPU).
-FORCE: str | None = None
-
 _GPU_BACKENDS = ("gpu", "cuda", "rocm")
 
 
-def enabled() -> bool:
-  """Whether ``impl='pallas'`` runs the kernels here (else it is ``'flat'``)."""
-  return FORCE is not None or jax.default_backend() in _GPU_BACKENDS
+def on_gpu() -> bool:
+  """Whether the default backend is a GPU, where ``impl='pallas'`` runs the
+  kernels (``impl='pallas_interpret'`` runs them anywhere, interpreted)."""
+  return jax.default_backend() in _GPU_BACKENDS
 
 
 def qualifies(shape: tuple[int, ...], spec, *dtypes) -> bool:
@@ -102,7 +100,8 @@ def _tables(shape: tuple[int, ...], spec) -> tuple[int, int, np.ndarray,
 def _stencil_call(pre: Callable, post: Callable, n_field_inputs: int,
                   stencil: str, shape: tuple[int, ...], spec,
                   coefs: jax.Array, inputs: Sequence[jax.Array],
-                  out_dtypes: Sequence[Any], name: str) -> list[jax.Array]:
+                  out_dtypes: Sequence[Any], name: str,
+                  interpret: bool) -> list[jax.Array]:
   """One pass over a leaf: ``post(c, f, L(f), *inputs)`` at every element.
 
   ``f = pre(c, *inputs[:n_field_inputs])`` is the field smoothed, computed
@@ -153,25 +152,27 @@ def _stencil_call(pre: Callable, post: Callable, n_field_inputs: int,
       kernel,
       out_shape=[jax.ShapeDtypeStruct((n, w), d) for d in out_dtypes],
       grid=(pl.cdiv(n, br), pl.cdiv(w, bc)),
-      interpret=FORCE == "interpret",
+      interpret=interpret,
       compiler_params=pl_triton.CompilerParams(num_warps=_NUM_WARPS),
       name=name)
   outs = call(coefs, jnp.asarray(up_np), jnp.asarray(down_np), *views)
   return [o.reshape(shape) for o in outs]
 
 
-def laplacian_kernel(x: jax.Array, spec, stencil: str) -> jax.Array:
+def laplacian_kernel(x: jax.Array, spec, stencil: str, *,
+                     interpret: bool = False) -> jax.Array:
   """The Laplacian of one qualifying leaf (see :func:`qualifies`)."""
   (out,) = _stencil_call(
       lambda c, f: f, lambda c, f, lap, x: (lap,), 1, stencil,
       tuple(x.shape), spec, jnp.zeros((1,), x.dtype), [x], [x.dtype],
-      "ladam_laplacian")
+      "ladam_laplacian", interpret)
   return out
 
 
 def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, spec, *,
                     c2, use_lap, b1, b2, eps, floor, bc1, bc2,
-                    stencil: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+                    stencil: str, interpret: bool = False
+                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
   r"""One leaf of ``scale_by_laplacian_adam(mode='variance_lap')`` fused.
 
   Returns ``(u, m_t, v_t)`` as the unfused update computes them:
@@ -202,5 +203,6 @@ def fused_adam_leaf(g: jax.Array, m: jax.Array, v: jax.Array, spec, *,
 
   u, m_t, v_t = _stencil_call(pre, post, 2, stencil, tuple(g.shape),
                               spec, coefs, [g, v, m],
-                              [dtype, m.dtype, v.dtype], "ladam_fused_adam")
+                              [dtype, m.dtype, v.dtype], "ladam_fused_adam",
+                              interpret)
   return u, m_t, v_t

@@ -260,9 +260,10 @@ def test_resolve_impl_decides_per_leaf(monkeypatch):
   assert resolve("flat", *line, f32) == "shift"  # no memory-row plan in 1-D
   assert resolve("flat", *tiny, f32) is None  # a side < 3: L is zero
   assert resolve(None, *dense, f32) == ladam_jax.default_laplacian_impl()
-  monkeypatch.setattr(_pallas, "enabled", lambda: False)
+  monkeypatch.setattr(_pallas, "on_gpu", lambda: False)
   assert resolve("pallas", *dense, f32) == "flat"  # no GPU
-  monkeypatch.setattr(_pallas, "enabled", lambda: True)
+  assert resolve("pallas_interpret", *dense, f32) == "pallas_interpret"
+  monkeypatch.setattr(_pallas, "on_gpu", lambda: True)
   assert resolve("pallas", *dense, f32) == "pallas"
   assert resolve("pallas", *dense, (jnp.bfloat16,)) == "flat"  # float32 only
   assert resolve("pallas", *line, f32) == "shift"

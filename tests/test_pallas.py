@@ -1,8 +1,8 @@
 """impl='pallas': the Triton kernels, run in Pallas' interpreter on CPU.
 
 No GPU is needed: the kernels' maths runs in the interpreter
-(``_pallas.FORCE = 'interpret'``) and is compared with the other
-implementations; ``FORCE = 'triton'`` lowers them for CUDA, which checks that
+(``impl='pallas_interpret'``) and is compared with the other
+implementations, and the kernels are lowered for CUDA, which checks that
 Pallas' Triton lowering accepts them. Their speed is measured on a GPU by
 ``benchmarks/bench_update.py --impls flat,pallas``.
 """
@@ -17,21 +17,8 @@ import pytest
 
 import ladam_jax
 from _helpers import enable_x64
-from ladam_jax import _laplacian
 from ladam_jax import _layout
 from ladam_jax import _pallas
-
-
-@pytest.fixture
-def force():
-  """Sets ``_pallas.FORCE`` (and drops traces made under another setting)."""
-
-  def set_force(value):
-    _laplacian._jitted_laplacian.clear_cache()
-    _pallas.FORCE = value
-
-  yield set_force
-  set_force(None)
 
 
 def count_kernels(fn, *args):
@@ -53,11 +40,10 @@ CASES = [((33, 130), "flax", "9point"), ((20, 37), "flax", "5point"),
 
 
 @pytest.mark.parametrize("shape,layout,stencil", CASES)
-def test_kernel_laplacian_matches_float64_conv(force, shape, layout, stencil):
+def test_kernel_laplacian_matches_float64_conv(shape, layout, stencil):
   layout = batch_layout() if layout == "batch" else layout
   x = jax.random.normal(jax.random.key(len(shape)), shape, jnp.float32)
-  force("interpret")
-  fn = lambda x: ladam_jax.laplacian(x, stencil, layout, impl="pallas")
+  fn = lambda x: ladam_jax.laplacian(x, stencil, layout, impl="pallas_interpret")
   assert count_kernels(fn, x) == 1
   got = np.asarray(fn(x))
   with enable_x64(True):
@@ -72,12 +58,11 @@ def test_kernel_laplacian_matches_float64_conv(force, shape, layout, stencil):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.bfloat16, jnp.float16])
-def test_other_dtypes_and_fields_use_flat(force, dtype):
-  force("interpret")
+def test_other_dtypes_and_fields_use_flat(dtype):
   with enable_x64(True):
     for x in (jnp.ones((8, 9), dtype).at[2, 3].set(7),
               jnp.arange(12.0, dtype=dtype)):  # a 1-D field
-      fn = lambda x: ladam_jax.laplacian(x, impl="pallas")
+      fn = lambda x: ladam_jax.laplacian(x, impl="pallas_interpret")
       assert count_kernels(fn, x) == 0
       np.testing.assert_array_equal(fn(x), ladam_jax.laplacian(x, impl="flat"))
 
@@ -115,14 +100,13 @@ C2 = {"dense": 0.3, "conv": 0.2, "small": 0.1, "b": 0.1, "off": 0.0}
 
 @pytest.mark.parametrize("stencil,variance_floor", [("9point", None),
                                                     ("5point", 0.0)])
-def test_fused_adam_matches_flat(force, stencil, variance_floor):
+def test_fused_adam_matches_flat(stencil, variance_floor):
   params = tree()
   make = lambda impl: ladam_jax.scale_by_laplacian_adam(
       allow_unstable_c2=True,
       c2=C2, stencil=stencil, variance_floor=variance_floor, impl=impl)
   expected = run(make("flat"), params)
-  force("interpret")
-  tx = make("pallas")
+  tx = make("pallas_interpret")
   # dense + conv fused; small (stacked), b and off by 'flat' in XLA.
   assert count_kernels(tx.update, params, tx.init(params)) == 2
   got = run(tx, params)
@@ -130,7 +114,7 @@ def test_fused_adam_matches_flat(force, stencil, variance_floor):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_fused_adam_non_finite_entries_match_flat(force):
+def test_fused_adam_non_finite_entries_match_flat():
   """The fused kernel's overflow rule is _coupling.smoothed's: an entry
   where v + c2·L(v) is not finite (g² overflowed, a NaN gradient, or a
   neighbour of either) is left unsmoothed."""
@@ -149,15 +133,14 @@ def test_fused_adam_non_finite_entries_match_flat(force):
     return outs, state
 
   expected = steps(make("flat"))
-  force("interpret")
-  got = steps(make("pallas"))
+  got = steps(make("pallas_interpret"))
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   for u in jax.tree.leaves(got[0]):
     assert np.isfinite(u).sum() == u.size - 1  # the NaN entry only
 
 
-def test_fused_adam_traced_hyperparameters(force):
+def test_fused_adam_traced_hyperparameters():
   """Under inject_hyperparams (traced b1, b2, eps, c2; c2 switched off
   mid-run) the fused kernel still gives the unfused numbers."""
   params = {"dense": jnp.zeros((40, 48)), "conv": jnp.zeros((3, 3, 16, 32))}
@@ -178,8 +161,7 @@ def test_fused_adam_traced_hyperparameters(force):
     return outs, state
 
   expected = steps(make("flat"))
-  force("interpret")
-  tx = make("pallas")
+  tx = make("pallas_interpret")
   assert count_kernels(tx.update, params, tx.init(params)) == 2
   got = steps(tx)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
@@ -194,11 +176,10 @@ def test_fused_adam_traced_hyperparameters(force):
     assert np.abs(a - b).max() > 1e-2 * np.abs(b).max()
 
 
-def test_fused_adam_under_vmap(force):
+def test_fused_adam_under_vmap():
   params = {"dense": jnp.zeros((2, 40, 48))}  # a batch of 2 (40, 48) trees
-  force("interpret")
   tx = ladam_jax.scale_by_laplacian_adam(
-      allow_unstable_c2=True, c2=0.3, impl="pallas")
+      allow_unstable_c2=True, c2=0.3, impl="pallas_interpret")
   one = {"dense": jnp.zeros((40, 48))}
   state = jax.vmap(tx.init)(params)
   g = grads(params, 0)
@@ -210,13 +191,12 @@ def test_fused_adam_under_vmap(force):
     np.testing.assert_allclose(state.nu["dense"][k], s.nu["dense"], rtol=1e-6)
 
 
-def test_other_transforms_use_flat(force):
+def test_other_transforms_use_flat():
   """Only LAdam's variance_lap has a fused kernel; the other transforms and
   modes keep the stencil inside XLA's fusion ('flat'), no standalone
   Laplacian kernel between XLA loops."""
-  force("interpret")
   params = tree()
-  unstable = dict(c2=C2, allow_unstable_c2=True, impl="pallas")
+  unstable = dict(c2=C2, allow_unstable_c2=True, impl="pallas_interpret")
   for tx in (ladam_jax.scale_by_laplacian_adam(mode="update_lap", **unstable),
              ladam_jax.lrmsprop(1e-3, **unstable),
              ladam_jax.ladam(1e-3, mode="weight_lap", **unstable)):
@@ -230,9 +210,9 @@ def test_other_transforms_use_flat(force):
 @pytest.mark.skipif(jax.default_backend() not in ("gpu", "cuda", "rocm"),
                     reason="needs a GPU")
 def test_on_gpu_pallas_runs_the_fused_kernels():
-  """On a GPU (FORCE unset) the dense and conv leaves run the fused kernel,
+  """On a GPU the dense and conv leaves run the fused kernel,
   with the numbers of 'flat'."""
-  assert _pallas.FORCE is None and _pallas.enabled()
+  assert _pallas.on_gpu()
   params = tree()
   make = lambda impl: ladam_jax.scale_by_laplacian_adam(
       allow_unstable_c2=True, c2=C2, impl=impl)
@@ -246,8 +226,8 @@ def test_on_gpu_pallas_runs_the_fused_kernels():
 @pytest.mark.skipif(jax.default_backend() in ("gpu", "cuda", "rocm"),
                     reason="on a GPU impl='pallas' runs the kernels")
 def test_off_gpu_pallas_is_flat():
-  """Without a GPU (and FORCE unset) impl='pallas' compiles to 'flat'."""
-  assert _pallas.FORCE is None and not _pallas.enabled()
+  """Without a GPU impl='pallas' compiles to 'flat'."""
+  assert not _pallas.on_gpu()
   params = tree()
   tx = ladam_jax.scale_by_laplacian_adam(
       allow_unstable_c2=True, c2=C2, impl="pallas")
@@ -259,23 +239,34 @@ def test_off_gpu_pallas_is_flat():
     np.testing.assert_array_equal(a, b)
 
 
-def test_kernels_lower_to_triton_for_cuda(force):
-  """Pallas' Triton lowering accepts the kernels (checked without a GPU)."""
-  force("triton")
+def test_kernels_lower_to_triton_for_cuda():
+  """Pallas' Triton lowering accepts both kernels (checked without a GPU)."""
+  spec = _layout.field_spec((40, 48), "flax")
+  x = jnp.ones((40, 48))
+
+  def fused(g, m, v):
+    return _pallas.fused_adam_leaf(
+        g, m, v, spec, c2=0.1, use_lap=True, b1=0.9, b2=0.999, eps=1e-8,
+        floor=1e-8, bc1=0.1, bc2=1e-3, stencil="9point")
+
+  for fn, args in ((fused, (x, x, x)),
+                   (lambda x: _pallas.laplacian_kernel(x, spec, "5point"),
+                    (x,))):
+    lowered = jax.jit(fn).trace(*args).lower(
+        lowering_platforms=("cuda",)).as_text()
+    assert len(re.findall(r"custom_call @__gpu\$xla\.gpu\.triton",
+                          lowered)) == 1
+
+
+def test_fused_kernel_takes_float32_leaves_only():
   params = tree()
   params["bf16"] = jnp.zeros((40, 48), jnp.bfloat16)  # no kernel: flat
   # mu_dtype=bfloat16 (moments not float32): no fused kernel, all 'flat'.
   for mu_dtype, kernels in ((None, 2), (jnp.bfloat16, 0)):
     tx = ladam_jax.scale_by_laplacian_adam(
-        allow_unstable_c2=True, c2=C2 | {"bf16": 0.1}, impl="pallas",
-        mu_dtype=mu_dtype)
-    lowered = jax.jit(tx.update).trace(params, tx.init(params)).lower(
-        lowering_platforms=("cuda",)).as_text()
-    assert len(re.findall(r"custom_call @__gpu\$xla\.gpu\.triton",
-                          lowered)) == kernels, mu_dtype
-  lowered = jax.jit(lambda x: ladam_jax.laplacian(x, impl="pallas")).trace(
-      params["dense"]).lower(lowering_platforms=("cuda",)).as_text()
-  assert "xla.gpu.triton" in lowered
+        allow_unstable_c2=True, c2=C2 | {"bf16": 0.1},
+        impl="pallas_interpret", mu_dtype=mu_dtype)
+    assert count_kernels(tx.update, params, tx.init(params)) == kernels
 
 
 def test_row_tables_follow_the_field():
