@@ -36,11 +36,10 @@ __all__ = ["LeafCoupling", "plan", "smooth", "smoothed", "smooth_tree",
 # Coupled leaves of at most BATCH_MAX_SIZE elements that share shape, dtype
 # and field are smoothed together, up to BATCH_MAX_LEAVES at a time, stacked
 # into one array: the stencil is compiled once per group instead of once per
-# leaf. This cuts compile time of trees with many small leaves (1000 leaves:
-# 3.2x -> 1.4x optax.adam's) at about the same run time; stacking copies the
-# leaves, so larger leaves (64x64 and up: 5-40 % slower batched, measured in
-# benchmarks/RESULTS.md) are smoothed one by one. Groups of more than about
-# 32 leaves compile slower again (XLA fuses the stacking concatenation).
+# leaf, which keeps the compile time of trees with many small leaves near
+# Adam's. Stacking copies the leaves, so larger ones are smoothed one by one,
+# and larger groups compile slower again (the measurements behind both
+# limits are in benchmarks/RESULTS.md, session 3).
 BATCH_MAX_SIZE = 1024
 BATCH_MAX_LEAVES = 32
 

@@ -71,6 +71,7 @@ stability_bound = _stencil.stability_bound
 IMPLS = ("conv", "shift", "flat", "pallas", "pallas_interpret")
 PALLAS_IMPLS = ("pallas", "pallas_interpret")
 
+
 def default_impl() -> str:
   """The implementation used when ``impl=None``.
 
@@ -79,10 +80,9 @@ def default_impl() -> str:
   ``benchmarks/RESULTS.md``), but it flattens each field's rows: XLA's SPMD
   partitioner gathers a leaf whose columns are sharded before it can do
   that, where ``'shift'`` only exchanges halos; and on TPU, whose arrays are
-  tiled over their two minor dimensions, flattening them is a relayout copy.
-  On one H100, ``'flat'`` was also the faster on dense kernels (1.2x vs 1.6x
-  optax.adam at 168M parameters); TPU is not measured. Pass ``impl`` to
-  override.
+  tiled over their two minor dimensions, flattening them is a relayout copy
+  (GPU and CPU figures in ``benchmarks/RESULTS.md``; TPU is not measured).
+  Pass ``impl`` to override.
   """
   if jax.device_count() == 1 and jax.default_backend() in ("cpu", "gpu",
                                                           "cuda", "rocm"):

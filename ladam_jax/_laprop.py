@@ -41,6 +41,7 @@ def scale_by_laplacian_laprop(
     layout: Any = "flax",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
@@ -74,6 +75,8 @@ def scale_by_laplacian_laprop(
     layout: field layout(s), as in :func:`ladam_jax.scale_by_laplacian_adam`.
     variance_floor: floor of the smoothed second moment (None = eps).
     mu_dtype: optional dtype of the momentum.
+    nu_dtype: optional dtype of the second moment (e.g. float32 for
+      bfloat16 parameters); the update keeps the gradient's dtype.
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
@@ -86,6 +89,7 @@ def scale_by_laplacian_laprop(
                      min_spatial_size=min_spatial_size, impl=impl,
                      allow_unstable_c2=allow_unstable_c2)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
+  nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
   floor = eps if variance_floor is None else variance_floor
   bound_stencil = None if allow_unstable_c2 else stencil
 
@@ -95,7 +99,7 @@ def scale_by_laplacian_laprop(
         bound_stencil=bound_stencil)
     return ScaleByLaplacianLapropState(
         jnp.zeros([], jnp.int32), optax.tree.zeros_like(params, mu_dtype),
-        optax.tree.zeros_like(params))
+        optax.tree.zeros_like(params, nu_dtype))
 
   def update_fn(updates, state, params=None):
     del params
@@ -110,9 +114,10 @@ def scale_by_laplacian_laprop(
         finish=lambda n, g: g / (jnp.sqrt(n) + eps), others=(updates,))
     mu = optax.tree.update_moment(scaled, state.mu, b1, 1)
     new_updates = _numerics.bias_correction(mu, b1, count_inc)
-    return new_updates, ScaleByLaplacianLapropState(
-        count_inc, optax.tree.cast(mu, mu_dtype),
-        optax.tree.cast_like(nu, state.nu))
+    return optax.tree.cast_like(new_updates, updates), (
+        ScaleByLaplacianLapropState(count_inc,
+                                    optax.tree.cast_like(mu, state.mu),
+                                    optax.tree.cast_like(nu, state.nu)))
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -131,6 +136,7 @@ def laprop(
     layout: Any = "flax",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
+    nu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
 ) -> optax.GradientTransformation:
@@ -158,6 +164,8 @@ def laprop(
     layout: field layout(s).
     variance_floor: floor of the smoothed second moment (None = eps).
     mu_dtype: optional dtype of the momentum.
+    nu_dtype: optional dtype of the second moment (e.g. float32 for
+      bfloat16 parameters); the update keeps the gradient's dtype.
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
@@ -169,5 +177,5 @@ def laprop(
   parts = [scale_by_laplacian_laprop(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      impl=impl, allow_unstable_c2=allow_unstable_c2)]
+      nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2)]
   return _chain.decay_and_lr(parts, learning_rate, weight_decay, mask)

@@ -26,10 +26,8 @@ partitioner cannot split a Triton custom call, so sharded leaves would be
 gathered for it (the multi-device default, ``'shift'``, only exchanges
 halos).
 
-The kernels have been checked on CPU machines only: in Pallas' interpreter
-against the other implementations, and lowered to Triton for CUDA
-(``tests/test_pallas.py``). They have not been timed on a GPU yet, so
-``'pallas'`` is not a default (``benchmarks/RESULTS.md``).
+``'pallas'`` is not a default: see ``benchmarks/RESULTS.md`` for where the
+kernels stand (tests: ``tests/test_pallas.py``).
 """
 
 from __future__ import annotations

@@ -603,3 +603,25 @@ def test_nu_dtype_reaches_the_aliases():
     state = make(1e-3, nu_dtype=jnp.float32).init(params)
     assert state[0].nu["w"].dtype == jnp.float32
     assert state[0].mu["w"].dtype == jnp.bfloat16
+
+
+def test_laprop_nu_dtype_keeps_dtypes_and_follows_the_float32_path():
+  rng = np.random.default_rng(1)
+  params = {"w": jnp.asarray(rng.standard_normal((12, 10)), jnp.bfloat16)}
+  grads = [{"w": jnp.asarray(rng.standard_normal((12, 10)), jnp.bfloat16)}
+           for _ in range(3)]
+  tx = ladam_jax.scale_by_laplacian_laprop(
+      c2=1e-2, min_spatial_size=0, mu_dtype=jnp.float32, nu_dtype=jnp.float32)
+  tx32 = ladam_jax.scale_by_laplacian_laprop(c2=1e-2, min_spatial_size=0)
+  to32 = lambda t: jax.tree.map(lambda x: x.astype(jnp.float32), t)
+  state, state32 = tx.init(params), tx32.init(to32(params))
+  for g in grads:
+    u, new = jax.jit(tx.update)(g, state)
+    u32, state32 = jax.jit(tx32.update)(to32(g), state32)
+    assert u["w"].dtype == jnp.bfloat16
+    assert jax.tree.map(lambda x: x.dtype, new) == jax.tree.map(
+        lambda x: x.dtype, state)
+    # LaProp's momentum sums signed steps: compare at the update's scale.
+    np.testing.assert_allclose(np.asarray(u["w"], np.float32), u32["w"],
+                               atol=2 ** -7 * float(jnp.abs(u32["w"]).max()))
+    state = new
