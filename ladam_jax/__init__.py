@@ -15,6 +15,8 @@ from ladam_jax._auto import classify_param
 from ladam_jax._auto import classify_params
 from ladam_jax._auto import ParamReport
 from ladam_jax._c2 import c2_by_path
+from ladam_jax._diagnostics import smoothing_stats
+from ladam_jax._diagnostics import SmoothingStats
 from ladam_jax._c2 import suggest_c2
 from ladam_jax._laplacian import default_impl as default_laplacian_impl
 from ladam_jax._laplacian import laplacian
@@ -48,6 +50,7 @@ __all__ = [
     "ScaleByLaplacianAdagradState",
     "ScaleByLaplacianAdamState",
     "ScaleByLaplacianRmsState",
+    "SmoothingStats",
     "ParamReport",
     "add_weight_laplacian",
     "analyze_params",
@@ -70,6 +73,7 @@ __all__ = [
     "scale_by_laplacian_laprop",
     "scale_by_laplacian_rms",
     "scale_by_velocity_regularization",
+    "smoothing_stats",
     "stability_bound",
     "suggest_c2",
     "vradam",

@@ -15,8 +15,10 @@ import pytest
 pytest.importorskip("flax")
 pytest.importorskip("scipy")
 
+import ladam_jax  # noqa: E402
 from ladam_jax import experiments as bench  # noqa: E402
 from ladam_jax.experiments import _cli  # noqa: E402
+from ladam_jax.experiments import _controls  # noqa: E402
 from ladam_jax.experiments import _data  # noqa: E402
 from ladam_jax.experiments import _optimizers  # noqa: E402
 from ladam_jax.experiments import _report  # noqa: E402
@@ -364,3 +366,56 @@ def test_torch_reference_matches_jax(task_name, names):
     for m in task.metrics:
       np.testing.assert_allclose(ref.metric_curves[m], ours.metric_curves[m],
                                  rtol=1e-4)
+
+
+def test_controls_separate_the_floor_and_the_layout():
+  """adam-floor is Adam where LAdam does not floor and Adam floored at eps
+  where it does; shuffled(Adam) is Adam; shuffled(LAdam) smooths other
+  entries than LAdam."""
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.zeros((8, 8)), "b": jnp.zeros(5)}
+  g = {"w": jnp.asarray(rng.standard_normal((8, 8)) * 1e-6, jnp.float32),
+       "b": jnp.asarray(rng.standard_normal(5) * 1e-6, jnp.float32)}
+  adam = optax.scale_by_adam()
+  u_adam, _ = adam.update(g, adam.init(params))
+  floored = _controls.scale_by_floored_adam(1e-3, min_spatial_size=16)
+  u_floor, _ = floored.update(g, floored.init(params))
+  # b has 5 < 16 entries: not coupled, Adam's step; w is coupled: floored
+  # (g² ~ 1e-12 < eps), a much smaller step than Adam's.
+  np.testing.assert_allclose(u_floor["b"], u_adam["b"], rtol=1e-5)
+  gw = g["w"]
+  np.testing.assert_allclose(
+      u_floor["w"], gw / (np.sqrt(np.maximum(gw ** 2, 1e-8)) + 1e-8),
+      rtol=1e-4)
+  assert np.all(np.abs(u_floor["w"]) < 0.2 * np.abs(u_adam["w"]))
+  shuffled_adam = _controls.shuffled(adam, seed=3)
+  u, _ = shuffled_adam.update(g, shuffled_adam.init(params))
+  np.testing.assert_allclose(u["w"], u_adam["w"], rtol=1e-6)
+  ladam = ladam_jax.scale_by_laplacian_adam(c2=0.1, min_spatial_size=0,
+                                           variance_floor=0.0)
+  shuffled_ladam = _controls.shuffled(ladam, seed=3)
+  big = {"w": gw.at[2, 2].set(1.0), "b": g["b"]}
+  u_l, _ = ladam.update(big, ladam.init(params))
+  u_s, _ = shuffled_ladam.update(big, shuffled_ladam.init(params))
+  # The spike's 8 grid neighbours get its variance in LAdam; shuffled, 8
+  # other entries do.
+  changed = lambda u: set(zip(*np.nonzero(
+      np.abs(np.asarray(u["w"])) < 0.5 * np.abs(np.asarray(u_adam["w"])))))
+  near = {(i, j) for i in (1, 2, 3) for j in (1, 2, 3)} - {(2, 2)}
+  assert near <= changed(u_l)
+  assert len(changed(u_s) & near) < 8 and len(changed(u_s)) >= 8
+
+
+def test_aa_control_runs_on_other_seeds(tmp_path):
+  """adam-copy trains Adam on random seeds AA_SEED_OFFSET away, paired with
+  Adam by index: different finals (independent runs), same optimizer."""
+  rc = _cli.main(["noisy-regression", "--tiny", "--optimizers", "adam-copy",
+                  "--out", str(tmp_path), "--quiet", "--no-plot"])
+  assert rc == 0
+  record = json.loads((tmp_path / "noisy-regression.json").read_text())
+  assert set(record["results"]) == {"adam", "adam-copy"}
+  assert record["baselines"]["adam-copy"] == "adam"
+  a, b = (np.asarray(record["results"][k]) for k in ("adam", "adam-copy"))
+  assert not np.allclose(a, b)
+  assert _optimizers.OPTIMIZERS["adam-copy"].seed_offset == (
+      _optimizers.AA_SEED_OFFSET)

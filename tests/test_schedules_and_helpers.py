@@ -91,3 +91,44 @@ def test_c2_by_path_rules_in_order():
       is sched
   with pytest.raises(ValueError, match="c2"):
     ladam_jax.c2_by_path({"Dense": -1.0})
+
+
+def test_smoothing_stats_analytic_cases():
+  """Constant v: nothing changes. One spike (5-point stencil, floor 0): the
+  four face neighbours' v̂ rises from 1 to 1 + c2·(s² − 1) and the spike's
+  falls to s² − 4·c2·(s² − 1); the step ratios follow."""
+  params = {"w": jnp.zeros((8, 8)), "b": jnp.zeros(4)}
+  opt = ladam_jax.ladam(1e-3, c2=0.1, stencil="5point", variance_floor=0.0)
+  state = opt.init(params)
+  _, flat = opt.update(jax.tree.map(jnp.ones_like, params), state, params)
+  stats = ladam_jax.smoothing_stats(flat, c2=0.1, stencil="5point",
+                                    variance_floor=0.0)
+  for leaf in (stats["w"], stats["b"]):  # b: 4 < 16 entries, not coupled
+    np.testing.assert_allclose(leaf.relative_change, 0.0, atol=1e-7)
+    np.testing.assert_allclose([leaf.step_ratio_min, leaf.step_ratio_median,
+                                leaf.step_ratio_max], 1.0, rtol=1e-6)
+    assert float(leaf.floor_fraction) == 0.0
+  s = 10.0
+  grads = {"w": jnp.ones((8, 8)).at[3, 3].set(s), "b": jnp.ones(4)}
+  _, spiked = jax.jit(opt.update)(grads, state, params)
+  w = jax.jit(lambda st: ladam_jax.smoothing_stats(
+      st, c2=0.1, stencil="5point", variance_floor=0.0))(spiked)["w"]
+  neighbour = 1 + 0.1 * (s * s - 1)
+  spike = s * s - 4 * 0.1 * (s * s - 1)
+  np.testing.assert_allclose(w.step_ratio_min, 1 / np.sqrt(neighbour),
+                             rtol=1e-5)
+  np.testing.assert_allclose(w.step_ratio_max, np.sqrt(s * s / spike),
+                             rtol=1e-5)
+  v_hat = np.ones((8, 8))
+  v_hat[3, 3] = s * s
+  change = np.sqrt(4 * (neighbour - 1) ** 2 + (spike - s * s) ** 2)
+  np.testing.assert_allclose(w.relative_change,
+                             change / np.linalg.norm(v_hat), rtol=1e-5)
+  # Tiny gradients under the package's floor (eps): every entry floored.
+  opt_eps = ladam_jax.ladam(1e-3, c2=0.1)
+  _, tiny = opt_eps.update({"w": jnp.full((8, 8), 1e-6), "b": jnp.ones(4)},
+                           opt_eps.init(params), params)
+  assert float(ladam_jax.smoothing_stats(tiny, c2=0.1)["w"].floor_fraction
+               ) == 1.0
+  with pytest.raises(ValueError, match="ScaleByLaplacianAdamState"):
+    ladam_jax.smoothing_stats(optax.adam(1e-3).init(params))

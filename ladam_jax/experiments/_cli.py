@@ -7,9 +7,14 @@ Usage:
     ladam-bench pinn-wave --seeds 20 --steps 1000
     ladam-bench c2-sweep --sweep-task pinn-wave --sweep-steps 500,1000
     ladam-bench noisy-regression --optimizers ladam,lrmsprop,ladagrad
+    ladam-bench cnn-denoise --optimizers adam,ladam,adam-copy,adam-floor,ladam-shuffled
 
 Optimizers are compared paired over random seeds (the same data,
-initialisation and batches). Every run writes DIR/TASK.md (also printed),
+initialisation and batches). The controls: ``adam-copy`` is Adam on other
+random seeds against Adam (an A/A run: it shows what "no difference" looks
+like); ``adam-floor`` (Adam with LAdam's eps floor, no Laplacian) and
+``ladam-shuffled`` (LAdam coupling randomly permuted entries) are compared
+with LAdam: what the Laplacian, and its spatial layout, add. Every run writes DIR/TASK.md (also printed),
 DIR/TASK.json (the final metric of every optimizer and random seed) and
 DIR/TASK.png.
 """
@@ -185,6 +190,7 @@ class Run:
   make: object
   lr: float
   c2: float
+  seed_offset: int = 0
 
 
 def _runs(task, args, parser) -> list[Run]:
@@ -214,7 +220,7 @@ def _runs(task, args, parser) -> list[Run]:
   c2 = task.c2 if args.c2 is None else args.c2[0]
   return [Run(n, _optimizers.OPTIMIZERS[n].baseline,
               _optimizers.OPTIMIZERS[n].label, _optimizers.OPTIMIZERS[n].make,
-              lr, c2) for n in names]
+              lr, c2, _optimizers.OPTIMIZERS[n].seed_offset) for n in names]
 
 
 def _check_out(out: str, parser) -> None:
@@ -288,7 +294,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       bar.set_description(run.name)
     results.append(_train.train_seeds(
         task, size, txs[run.name], name=run.name,
-        seed_batching=args.seed_batching, prepared=prepared,
+        seed_batching=args.seed_batching,
+        prepared=(prepared if run.seed_offset == 0 else _train.prepare(
+            task, size, args.base_seed + run.seed_offset)),
         progress=bar.update if bar is not None else None,
         eval_steps=sweep_steps))
     baselines[run.name], labels[run.name] = run.baseline, run.label

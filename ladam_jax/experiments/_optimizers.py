@@ -20,11 +20,12 @@ import optax
 
 import ladam_jax
 from ladam_jax import _laprop
+from ladam_jax.experiments import _controls
 from ladam_jax import _schedules
 from ladam_jax import _vradam
 
 __all__ = ["BenchOptimizer", "OPTIMIZERS", "DEFAULT_OPTIMIZERS",
-           "parse_optimizers"]
+           "CONTROL_OPTIMIZERS", "AA_SEED_OFFSET", "parse_optimizers"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,13 @@ class BenchOptimizer:
   # use total_steps (the others take it in ``**_``)
   make: Callable[..., optax.GradientTransformation]
   baseline: Optional[str] = None  # the plain counterpart, for paired stats
+  # Trained on random seeds base_seed + seed_offset, ... instead of the
+  # others' (the A/A control: two independent Adam runs, paired by index).
+  seed_offset: int = 0
+
+
+# The A/A control's random seeds are this far from everyone else's.
+AA_SEED_OFFSET = 10_000
 
 
 def _vradam_plain(lr, c2, impl=None, **_):
@@ -57,6 +65,25 @@ OPTIMIZERS = {o.name: o for o in (
     BenchOptimizer("ladam-floor0", "LAdam (floor 0, scripts)",
                    lambda lr, c2, impl=None, **_: ladam_jax.ladam(
                        lr, c2=c2, variance_floor=0.0, impl=impl), "adam"),
+    # Controls (module _controls). A/A: Adam against Adam on other random
+    # seeds, which calibrates the paired statistics (~50 % wins, n.s.).
+    BenchOptimizer("adam-copy", "Adam on other random seeds (A/A control)",
+                   lambda lr, c2, impl=None, **_: optax.adam(lr), "adam",
+                   seed_offset=AA_SEED_OFFSET),
+    # Compared with LAdam: the change when the Laplacian is taken away but
+    # its floor kept, and when its neighbours are made random.
+    BenchOptimizer("adam-floor", "Adam, v̂ floored at eps where LAdam floors "
+                   "(control)",
+                   lambda lr, c2, impl=None, **_: _controls.adam_floor(lr, c2),
+                   "ladam"),
+    BenchOptimizer("ladam-shuffled", "LAdam on shuffled entries (control)",
+                   lambda lr, c2, impl=None, **_: _controls.shuffled(
+                       ladam_jax.ladam(lr, c2=c2, impl=impl)), "ladam"),
+    BenchOptimizer("ladam-floor0-shuffled",
+                   "LAdam (floor 0) on shuffled entries (control)",
+                   lambda lr, c2, impl=None, **_: _controls.shuffled(
+                       ladam_jax.ladam(lr, c2=c2, variance_floor=0.0,
+                                       impl=impl)), "ladam-floor0"),
     BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
                    lambda lr, c2, impl=None, **_: optax.rmsprop(
                        lr, decay=0.99, eps_in_sqrt=False)),
@@ -103,6 +130,8 @@ OPTIMIZERS = {o.name: o for o in (
 )}
 
 DEFAULT_OPTIMIZERS = ("adam", "ladam", "ladam-floor0")
+CONTROL_OPTIMIZERS = ("adam-copy", "adam-floor", "ladam-shuffled",
+                      "ladam-floor0-shuffled")
 
 
 def parse_optimizers(spec: str) -> list[str]:

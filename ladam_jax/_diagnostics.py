@@ -1,0 +1,127 @@
+r"""What the Laplacian did at the last step: per-leaf statistics to log.
+
+At small c2 the explicit step :math:`v + c_2 L(v)` changes most entries of
+:math:`1/\sqrt{v}` very little, and a few (those whose :math:`v` is tiny next
+to their neighbours') a lot; these statistics show which regime a run is in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from ladam_jax import _coupling
+from ladam_jax import _ladam
+from ladam_jax import _numerics
+
+__all__ = ["SmoothingStats", "smoothing_stats"]
+
+
+class SmoothingStats(NamedTuple):
+  """Statistics of one leaf's smoothed variance (scalars, float32)."""
+
+  relative_change: jax.Array  # ‖ṽ − v̂‖ / ‖v̂‖
+  floor_fraction: jax.Array  # share of entries where ṽ is the floor
+  step_ratio_min: jax.Array  # min over entries of LAdam's step / Adam's
+  step_ratio_median: jax.Array
+  step_ratio_max: jax.Array
+
+
+def _laplacian_adam_state(state: Any) -> _ladam.ScaleByLaplacianAdamState:
+  found = jax.tree.leaves(state, is_leaf=lambda x: isinstance(
+      x, _ladam.ScaleByLaplacianAdamState))
+  found = [x for x in found
+           if isinstance(x, _ladam.ScaleByLaplacianAdamState)]
+  if len(found) != 1:
+    raise ValueError(
+        "`state` must hold exactly one ScaleByLaplacianAdamState (the state "
+        "of ladam_jax.ladam / ladamw / scale_by_laplacian_adam), found "
+        f"{len(found)}.")
+  return found[0]
+
+
+def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
+                    eps: float = 1e-8, variance_floor: Optional[float] = None,
+                    stencil: str = "9point", min_spatial_size: int = 16,
+                    layout: Any = "flax", impl: Optional[str] = None) -> Any:
+  r"""Per-leaf statistics of LAdam's smoothing at the last update.
+
+  From the optimizer state alone (its raw second moment :math:`v` and step
+  count :math:`t`), with :math:`\hat v = v / (1-\beta_2^t)` and
+  :math:`\tilde v` the smoothed, floored variance that the update used
+  (``mode='variance_lap'``; pass the hyperparameters the optimizer was built
+  with): the relative change :math:`\|\tilde v - \hat v\| / \|\hat v\|`,
+  the share of entries at the floor, and the min / median / max over
+  entries of the step ratio LAdam / Adam,
+  :math:`(\sqrt{\hat v} + \epsilon) / (\sqrt{\tilde v} + \epsilon)` (the
+  first moment cancels). Leaves that are not smoothed give 0, 0, 1, 1, 1.
+  Pure JAX: call it inside ``jit`` and log the result.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, optax, ladam_jax
+    >>> params = {'w': jnp.zeros((8, 8))}
+    >>> opt = ladam_jax.ladam(1e-3, c2=0.1)
+    >>> state = opt.init(params)
+    >>> grads = {'w': jnp.ones((8, 8)).at[3, 3].set(10.0)}
+    >>> _, state = opt.update(grads, state, params)
+    >>> stats = ladam_jax.smoothing_stats(state, c2=0.1)
+    >>> # The spike's face neighbours: v̂ 1 -> 1 + 0.1 · 4/6 · 99 = 7.6.
+    >>> round(float(stats['w'].step_ratio_min), 4)
+    0.3627
+    >>> round(float(stats['w'].step_ratio_max), 4)  # the spike itself
+    1.2217
+    >>> float(stats['w'].step_ratio_median)  # elsewhere v is constant
+    1.0
+
+  Args:
+    state: the state of :func:`ladam_jax.ladam`, :func:`ladam_jax.ladamw` or
+      :func:`ladam_jax.scale_by_laplacian_adam` (or any state holding
+      exactly one :class:`ladam_jax.ScaleByLaplacianAdamState`).
+    c2: the optimizer's c2 (number, schedule, pytree or params callable).
+    b2: its second-moment decay.
+    eps: its eps.
+    variance_floor: its floor (None: ``eps``).
+    stencil: its stencil.
+    min_spatial_size: its ``min_spatial_size``.
+    layout: its layout.
+    impl: the Laplacian implementation (None: the default).
+
+  Returns:
+    A pytree with the structure of the parameters whose leaves are
+    :class:`SmoothingStats`.
+  """
+  adam_state = _laplacian_adam_state(state)
+  floor = eps if variance_floor is None else variance_floor
+  count = adam_state.count
+  # The c2 the last update used: plan() is given the count before it.
+  leaves = _coupling.plan(adam_state.nu, jnp.maximum(count - 1, 0), c2=c2,
+                          layout=layout, min_spatial_size=min_spatial_size)
+  divisor = _numerics.bias_correction_divisor(b2, jnp.maximum(count, 1))
+
+  def leaf_stats(i, nu):
+    leaf = leaves[i]
+    v_hat = _numerics.divide(nu, divisor).astype(jnp.float32)
+    raw = _coupling.smooth(nu, leaf, stencil, impl, divisor=divisor)
+    smoothed = _coupling.smooth(nu, leaf, stencil, impl, floor=floor,
+                                divisor=divisor).astype(jnp.float32)
+    ratio = (jnp.sqrt(v_hat) + eps) / (jnp.sqrt(smoothed) + eps)
+    norm = jnp.sqrt(jnp.sum(jnp.square(v_hat)))
+    change = jnp.sqrt(jnp.sum(jnp.square(smoothed - v_hat)))
+    at_floor = jnp.mean((raw.astype(jnp.float32) <= floor).astype(
+        jnp.float32))
+    # The floor applies wherever the leaf is coupled (as in the reference).
+    coupled = jnp.asarray(leaf.use_lap)
+    one = jnp.float32(1)
+    ratio = ratio.reshape(-1)
+    if ratio.size == 0:
+      return SmoothingStats(jnp.float32(0), jnp.float32(0), one, one, one)
+    return SmoothingStats(
+        jnp.where(norm > 0, change / jnp.where(norm > 0, norm, 1),
+                  jnp.float32(0)),
+        jnp.where(coupled, at_floor, jnp.float32(0)),
+        jnp.min(ratio), jnp.median(ratio), jnp.max(ratio))
+
+  treedef, outs = _coupling.map_leaves(leaf_stats, adam_state.nu)
+  return treedef.unflatten(outs)
