@@ -112,6 +112,41 @@ def test_c2_by_path_glob():
     ladam_jax.c2_by_path({"a": 1e-3}, syntax="re")
 
 
+def test_smoothing_stats_in_a_train_state_loop():
+  """The README's Diagnostics example: stats from TrainState.opt_state
+  inside the jitted step, per leaf of the model."""
+  model = LinenCNN()
+  tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, 50)
+  variables = model.init(jax.random.key(0), tokens)
+  c2 = ladam_jax.c2_by_path({r"Conv_0/kernel": 1e-2}, default=0.0)
+  state = train_state.TrainState.create(
+      apply_fn=model.apply, params=variables["params"],
+      tx=optax.chain(optax.clip_by_global_norm(1.0),
+                     ladam_jax.ladam(1e-2, c2=c2)))
+
+  def loss(params):
+    return jnp.mean(model.apply({"params": params,
+                                 "batch_stats": variables["batch_stats"]},
+                                tokens) ** 2)
+
+  @jax.jit
+  def train_step(state):
+    state = state.apply_gradients(grads=jax.grad(loss)(state.params))
+    return state, ladam_jax.smoothing_stats(state.opt_state, c2=c2)
+
+  for _ in range(2):
+    state, stats = train_step(state)
+  flat = {jax.tree_util.keystr(path): float(x) for path, x in
+          jax.tree_util.tree_flatten_with_path(stats)[0]}
+  conv = stats["Conv_0"]["kernel"]
+  assert float(conv.relative_change) > 0 and float(conv.step_ratio_min) < 1
+  others = [s for k, s in jax.tree_util.tree_flatten_with_path(
+      stats, is_leaf=lambda x: isinstance(x, ladam_jax.SmoothingStats))[0]
+            if "Conv_0" not in jax.tree_util.keystr(k)]
+  assert others and all(float(s.relative_change) == 0 for s in others)
+  assert any("step_ratio_median" in k for k in flat)
+
+
 def test_linen_train_state_matches_functional_update():
   model = LinenCNN()
   tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, 50)
