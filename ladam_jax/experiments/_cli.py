@@ -10,10 +10,10 @@ Usage:
     ladam-bench cnn-denoise --optimizers adam,ladam,adam-copy,adam-floor,ladam-shuffled
 
 Optimizers are compared paired over random seeds (the same data,
-initialisation and batches). The controls: ``adam-copy`` is Adam on other
+initialisation and batches). The controls: adam-copy is Adam on other
 random seeds against Adam (an A/A run: it shows what "no difference" looks
-like); ``adam-floor`` (Adam with LAdam's eps floor, no Laplacian) and
-``ladam-shuffled`` (LAdam coupling randomly permuted entries) are compared
+like); adam-floor (Adam with LAdam's eps floor, no Laplacian) and
+ladam-shuffled (LAdam coupling randomly permuted entries) are compared
 with LAdam: what the Laplacian, and its spatial layout, add. Every run writes DIR/TASK.md (also printed),
 DIR/TASK.json (the final metric of every optimizer and random seed) and
 DIR/TASK.png.
