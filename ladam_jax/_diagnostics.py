@@ -103,9 +103,13 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
   def leaf_stats(i, nu):
     leaf = leaves[i]
     v_hat = _numerics.divide(nu, divisor).astype(jnp.float32)
+    # The stencil once: the floor is applied here, where the leaf is coupled,
+    # as _coupling.smooth applies it.
     raw = _coupling.smooth(nu, leaf, stencil, impl, divisor=divisor)
-    smoothed = _coupling.smooth(nu, leaf, stencil, impl, floor=floor,
-                                divisor=divisor).astype(jnp.float32)
+    floored = jnp.maximum(raw, jnp.asarray(floor, raw.dtype))
+    smoothed = (raw if leaf.use_lap is False else floored
+                if leaf.use_lap is True else
+                jnp.where(leaf.use_lap, floored, raw)).astype(jnp.float32)
     ratio = (jnp.sqrt(v_hat) + eps) / (jnp.sqrt(smoothed) + eps)
     norm = jnp.sqrt(jnp.sum(jnp.square(v_hat)))
     change = jnp.sqrt(jnp.sum(jnp.square(smoothed - v_hat)))

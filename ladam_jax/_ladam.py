@@ -250,13 +250,14 @@ def scale_by_laplacian_adam(
     return new_updates, ScaleByLaplacianAdamState(
         count_inc, optax.tree.cast(mu, mu_dtype), nu, nu_prev, e0)
 
+  mode_update = {"variance_lap": variance_lap, "update_lap": update_lap,
+                 "wave_variance": wave_variance}[mode]
+
   def update_fn(updates, state, params=None):
     del params
     leaves = _coupling.plan(
         updates, state.count, c2=c2, layout=layout,
         min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
-    mode_update = {"variance_lap": variance_lap, "update_lap": update_lap,
-                   "wave_variance": wave_variance}[mode]
     new_updates, new_state = mode_update(
         updates, state, leaves, optax.safe_increment(state.count))
     # The gradient's dtype, also where nu_dtype is wider.
