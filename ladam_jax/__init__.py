@@ -16,6 +16,7 @@ from ladam_jax._auto import classify_params
 from ladam_jax._auto import ParamReport
 from ladam_jax._c2 import c2_by_path
 from ladam_jax._diagnostics import smoothing_stats
+from ladam_jax._diagnostics import smoothing_step_ratio
 from ladam_jax._diagnostics import SmoothingStats
 from ladam_jax._c2 import suggest_c2
 from ladam_jax._laplacian import default_impl as default_laplacian_impl
@@ -74,6 +75,7 @@ __all__ = [
     "scale_by_laplacian_rms",
     "scale_by_velocity_regularization",
     "smoothing_stats",
+    "smoothing_step_ratio",
     "stability_bound",
     "suggest_c2",
     "vradam",

@@ -16,7 +16,7 @@ from ladam_jax import _coupling
 from ladam_jax import _ladam
 from ladam_jax import _numerics
 
-__all__ = ["SmoothingStats", "smoothing_stats"]
+__all__ = ["SmoothingStats", "smoothing_stats", "smoothing_step_ratio"]
 
 
 class SmoothingStats(NamedTuple):
@@ -42,6 +42,38 @@ def _laplacian_adam_state(state: Any) -> _ladam.ScaleByLaplacianAdamState:
   return found[0]
 
 
+def _fields(state: Any, c2, b2, eps, variance_floor, stencil,
+            min_spatial_size, layout, impl):
+  """(treedef, [(v̂, raw smoothed, smoothed floored, coupled)] per leaf)."""
+  adam_state = _laplacian_adam_state(state)
+  floor = eps if variance_floor is None else variance_floor
+  count = adam_state.count
+  # The c2 the last update used: plan() is given the count before it.
+  leaves = _coupling.plan(adam_state.nu, jnp.maximum(count - 1, 0), c2=c2,
+                          layout=layout, min_spatial_size=min_spatial_size)
+  divisor = _numerics.bias_correction_divisor(b2, jnp.maximum(count, 1))
+
+  def leaf_fields(i, nu):
+    leaf = leaves[i]
+    v_hat = _numerics.divide(nu, divisor).astype(jnp.float32)
+    # The stencil once: the floor is applied here, where the leaf is coupled,
+    # as _coupling.smooth applies it.
+    raw = _coupling.smooth(nu, leaf, stencil, impl, divisor=divisor)
+    floored = jnp.maximum(raw, jnp.asarray(floor, raw.dtype))
+    smoothed = (raw if leaf.use_lap is False else floored
+                if leaf.use_lap is True else
+                jnp.where(leaf.use_lap, floored, raw)).astype(jnp.float32)
+    return v_hat, raw.astype(jnp.float32), smoothed, jnp.asarray(
+        leaf.use_lap)
+
+  treedef, outs = _coupling.map_leaves(leaf_fields, adam_state.nu)
+  return treedef, outs, floor
+
+
+def _ratio(v_hat, smoothed, eps):
+  return (jnp.sqrt(v_hat) + eps) / (jnp.sqrt(smoothed) + eps)
+
+
 def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
                     eps: float = 1e-8, variance_floor: Optional[float] = None,
                     stencil: str = "9point", min_spatial_size: int = 16,
@@ -56,7 +88,8 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
   the share of entries at the floor, and the min / median / max over
   entries of the step ratio LAdam / Adam,
   :math:`(\sqrt{\hat v} + \epsilon) / (\sqrt{\tilde v} + \epsilon)` (the
-  first moment cancels). Leaves that are not smoothed give 0, 0, 1, 1, 1.
+  first moment cancels; :func:`smoothing_step_ratio` gives it entry by
+  entry). Leaves that are not smoothed give 0, 0, 1, 1, 1.
   Pure JAX: call it inside ``jit`` and log the result.
 
   Examples:
@@ -92,31 +125,14 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     A pytree with the structure of the parameters whose leaves are
     :class:`SmoothingStats`.
   """
-  adam_state = _laplacian_adam_state(state)
-  floor = eps if variance_floor is None else variance_floor
-  count = adam_state.count
-  # The c2 the last update used: plan() is given the count before it.
-  leaves = _coupling.plan(adam_state.nu, jnp.maximum(count - 1, 0), c2=c2,
-                          layout=layout, min_spatial_size=min_spatial_size)
-  divisor = _numerics.bias_correction_divisor(b2, jnp.maximum(count, 1))
+  treedef, fields, floor = _fields(state, c2, b2, eps, variance_floor,
+                                   stencil, min_spatial_size, layout, impl)
 
-  def leaf_stats(i, nu):
-    leaf = leaves[i]
-    v_hat = _numerics.divide(nu, divisor).astype(jnp.float32)
-    # The stencil once: the floor is applied here, where the leaf is coupled,
-    # as _coupling.smooth applies it.
-    raw = _coupling.smooth(nu, leaf, stencil, impl, divisor=divisor)
-    floored = jnp.maximum(raw, jnp.asarray(floor, raw.dtype))
-    smoothed = (raw if leaf.use_lap is False else floored
-                if leaf.use_lap is True else
-                jnp.where(leaf.use_lap, floored, raw)).astype(jnp.float32)
-    ratio = (jnp.sqrt(v_hat) + eps) / (jnp.sqrt(smoothed) + eps)
+  def leaf_stats(v_hat, raw, smoothed, coupled):
+    ratio = _ratio(v_hat, smoothed, eps)
     norm = jnp.sqrt(jnp.sum(jnp.square(v_hat)))
     change = jnp.sqrt(jnp.sum(jnp.square(smoothed - v_hat)))
-    at_floor = jnp.mean((raw.astype(jnp.float32) <= floor).astype(
-        jnp.float32))
-    # The floor applies wherever the leaf is coupled (as in the reference).
-    coupled = jnp.asarray(leaf.use_lap)
+    at_floor = jnp.mean((raw <= floor).astype(jnp.float32))
     one = jnp.float32(1)
     ratio = ratio.reshape(-1)
     if ratio.size == 0:
@@ -124,8 +140,56 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     return SmoothingStats(
         jnp.where(norm > 0, change / jnp.where(norm > 0, norm, 1),
                   jnp.float32(0)),
+        # The floor applies wherever the leaf is coupled (as in the
+        # reference).
         jnp.where(coupled, at_floor, jnp.float32(0)),
         jnp.min(ratio), jnp.median(ratio), jnp.max(ratio))
 
-  treedef, outs = _coupling.map_leaves(leaf_stats, adam_state.nu)
-  return treedef.unflatten(outs)
+  return treedef.unflatten([leaf_stats(*f) for f in fields])
+
+
+def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
+                         eps: float = 1e-8,
+                         variance_floor: Optional[float] = None,
+                         stencil: str = "9point", min_spatial_size: int = 16,
+                         layout: Any = "flax",
+                         impl: Optional[str] = None) -> Any:
+  r"""Entry by entry, LAdam's step over Adam's at the last update.
+
+  :math:`(\sqrt{\hat v} + \epsilon) / (\sqrt{\tilde v} + \epsilon)` for
+  every entry of every leaf (1 where a leaf is not smoothed), with
+  :math:`\hat v` and :math:`\tilde v` as in :func:`smoothing_stats`, whose
+  arguments it takes: the field to draw as a heatmap. Above 1 LAdam steps
+  further than Adam would from the same moments, below 1 less far.
+
+  Examples:
+    >>> import jax.numpy as jnp, ladam_jax
+    >>> params = {'w': jnp.zeros((8, 8))}
+    >>> opt = ladam_jax.ladam(1e-3, c2=0.1)
+    >>> state = opt.init(params)
+    >>> grads = {'w': jnp.ones((8, 8)).at[3, 3].set(10.0)}
+    >>> _, state = opt.update(grads, state, params)
+    >>> ratio = ladam_jax.smoothing_step_ratio(state, c2=0.1)['w']
+    >>> ratio.shape
+    (8, 8)
+    >>> round(float(ratio[3, 3]), 4), round(float(ratio[3, 4]), 4)
+    (1.2217, 0.3627)
+
+  Args:
+    state: as for :func:`smoothing_stats`.
+    c2: the optimizer's c2.
+    b2: its second-moment decay.
+    eps: its eps.
+    variance_floor: its floor (None: ``eps``).
+    stencil: its stencil.
+    min_spatial_size: its ``min_spatial_size``.
+    layout: its layout.
+    impl: the Laplacian implementation (None: the default).
+
+  Returns:
+    A pytree with the structure of the parameters: float32 arrays of the
+    leaves' shapes.
+  """
+  treedef, fields, _ = _fields(state, c2, b2, eps, variance_floor, stencil,
+                               min_spatial_size, layout, impl)
+  return treedef.unflatten([_ratio(v, s, eps) for v, _, s, _ in fields])

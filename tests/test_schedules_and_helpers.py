@@ -132,3 +132,16 @@ def test_smoothing_stats_analytic_cases():
                ) == 1.0
   with pytest.raises(ValueError, match="ScaleByLaplacianAdamState"):
     ladam_jax.smoothing_stats(optax.adam(1e-3).init(params))
+  # The field behind the ratios: known entries, its extremes the stats'.
+  ratio = ladam_jax.smoothing_step_ratio(spiked, c2=0.1, stencil="5point",
+                                         variance_floor=0.0)
+  assert ratio["w"].shape == (8, 8) and ratio["b"].shape == (4,)
+  np.testing.assert_allclose(ratio["b"], 1.0, rtol=1e-6)
+  expected = np.ones((8, 8))
+  for i, j in ((2, 3), (4, 3), (3, 2), (3, 4)):
+    expected[i, j] = 1 / np.sqrt(neighbour)
+  expected[3, 3] = np.sqrt(s * s / spike)
+  np.testing.assert_allclose(ratio["w"], expected, rtol=1e-5)
+  np.testing.assert_allclose(
+      [ratio["w"].min(), jnp.median(ratio["w"]), ratio["w"].max()],
+      [w.step_ratio_min, w.step_ratio_median, w.step_ratio_max], rtol=1e-6)

@@ -8,15 +8,22 @@ Usage:
     ladam-bench c2-sweep --sweep-task pinn-wave --sweep-steps 500,1000
     ladam-bench noisy-regression --optimizers ladam,lrmsprop,ladagrad
     ladam-bench cnn-denoise --optimizers adam,ladam,adam-copy,adam-floor,ladam-shuffled
+    ladam-bench tune cnn-denoise --budget 8     # equal-budget tuning
+    ladam-bench tune-summary bench-results      # across tuned tasks
 
 Optimizers are compared paired over random seeds (the same data,
 initialisation and batches). The controls: adam-copy is Adam on other
 random seeds against Adam (an A/A run: it shows what "no difference" looks
 like); adam-floor (Adam with LAdam's eps floor, no Laplacian) and
 ladam-shuffled (LAdam coupling randomly permuted entries) are compared
-with LAdam: what the Laplacian, and its spatial layout, add. Every run writes DIR/TASK.md (also printed),
-DIR/TASK.json (the final metric of every optimizer and random seed) and
-DIR/TASK.png.
+with LAdam: what the Laplacian, and its spatial layout, add. Every run
+writes DIR/TASK.md (also printed), DIR/TASK.json (the final metric of every
+optimizer and random seed) and DIR/TASK.png.
+
+"ladam-bench tune TASK" gives every optimizer the same number of
+quasi-random trials over its own hyperparameters (lr; c2 for LAdam; eps for
+adam-eps, Adam's control) on tuning random seeds, then re-runs each one's
+best trial on the held-out random seeds (see "ladam-bench tune --help").
 """
 
 from __future__ import annotations
@@ -29,13 +36,17 @@ import sys
 import time
 from typing import Optional, Sequence
 
+import jax
+
 from ladam_jax import _laplacian
+from ladam_jax.experiments import _diagnose
 from ladam_jax.experiments import _optimizers
 from ladam_jax.experiments import _report
 from ladam_jax.experiments import _sweep
 from ladam_jax.experiments import _tasks
 from ladam_jax.experiments import _torch_init
 from ladam_jax.experiments import _train
+from ladam_jax.experiments import _tune
 
 SWEEP = "c2-sweep"
 SWEEP_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -160,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
   add_impl_argument(p)
   p.add_argument("--out", default=DEFAULT_OUT,
                  help=f"output directory (default ./{DEFAULT_OUT})")
+  p.add_argument("--diagnostics", action="store_true",
+                 help="log ladam_jax.smoothing_stats of every LAdam run over "
+                 "training into the JSON, and draw the step ratio LAdam / "
+                 "Adam of one conv and one dense kernel (TASK-step-ratio.png"
+                 ", .npz)")
   p.add_argument("--no-plot", action="store_true", help="write no PNG")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   return p
@@ -191,6 +207,7 @@ class Run:
   lr: float
   c2: float
   seed_offset: int = 0
+  diagnostics: object = None
 
 
 def _runs(task, args, parser) -> list[Run]:
@@ -220,7 +237,8 @@ def _runs(task, args, parser) -> list[Run]:
   c2 = task.c2 if args.c2 is None else args.c2[0]
   return [Run(n, _optimizers.OPTIMIZERS[n].baseline,
               _optimizers.OPTIMIZERS[n].label, _optimizers.OPTIMIZERS[n].make,
-              lr, c2, _optimizers.OPTIMIZERS[n].seed_offset) for n in names]
+              lr, c2, _optimizers.OPTIMIZERS[n].seed_offset,
+              _optimizers.OPTIMIZERS[n].diagnostics) for n in names]
 
 
 def _check_out(out: str, parser) -> None:
@@ -251,10 +269,152 @@ def list_tasks() -> str:
   lines = [f"{t.name:<19} {t.summary}" for t in _tasks.TASKS.values()]
   lines.append(f"{SWEEP:<19} c2 (x steps) sweep over any task; held-out "
                "estimate of the best cell")
+  lines.append(f"{TUNE + ' TASK':<19} equal-budget tuning of lr (and c2, "
+               "eps) per optimizer, then held out")
+  lines.append(f"{TUNE_SUMMARY + ' DIR':<19} across tuned tasks: performance "
+               "profile, Holm-corrected p-values")
   return "\n".join(lines)
 
 
+TUNE, TUNE_SUMMARY = "tune", "tune-summary"
+TUNE_HELP = f"""ladam-bench tune: every optimizer tuned with the same budget.
+
+Each optimizer gets --budget trials over its own hyperparameters, drawn
+from a scrambled Halton sequence over log-uniform ranges: lr from a tenth to
+ten times the task's (the same lr points for every optimizer), c2 from 1e-6
+to 0.1 for LAdam, eps from 1e-10 to 1e-2 for adam-eps (Adam whose eps gets
+the budget LAdam's c2 gets: its control). Every trial trains on
+--tune-seeds random seeds (BASE+{_tune.TUNE_SEED_OFFSET}, ...); the trial
+with the best mean final metric (a trial that diverged on any is worst) is
+re-run on the held-out random seeds (BASE, ..., those of the other tables)
+and compared, paired, with tuned Adam and tuned adam-eps. All the trials of
+one optimizer run as one compiled program (optax.inject_hyperparams).
+
+Writes DIR/tune-TASK.md (also printed), .json and .png (lr sensitivity: the
+tuning score against lr, one curve per optimizer; the score against c2 or
+eps; the held-out paired changes). "ladam-bench tune-summary DIR" then
+combines the tasks tuned into DIR: a performance profile and p-values
+Holm-corrected over the tasks.
+"""
+
+
+def build_tune_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog=f"ladam-bench {TUNE}", description=TUNE_HELP,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("task", choices=list(_tasks.TASKS))
+  p.add_argument("--budget", type=_positive, default=8,
+                 help="trials per optimizer, the same for each (default 8)")
+  p.add_argument("--tune-seeds", type=_positive,
+                 help="random seeds each trial trains on (default: half the "
+                 "task's random seeds, at least 2)")
+  p.add_argument("--seeds", type=_positive,
+                 help="held-out random seeds (default: the task's)")
+  p.add_argument("--base-seed", type=int, default=0,
+                 help="held-out random seeds BASE, BASE+1, ...; tuning ones "
+                 f"BASE+{_tune.TUNE_SEED_OFFSET}, ... (default 0)")
+  p.add_argument("--steps", type=_positive,
+                 help="training steps (default: the task's)")
+  p.add_argument("--eval-every", type=_positive,
+                 help="steps between evaluations (default: the task's)")
+  p.add_argument("--optimizers", default=",".join(
+      _tune.DEFAULT_TUNE_OPTIMIZERS),
+                 help="comma-separated, from: " + ", ".join(_tune.TUNABLE)
+                 + f" (default {','.join(_tune.DEFAULT_TUNE_OPTIMIZERS)})")
+  p.add_argument("--search-seed", type=int, default=0,
+                 help="seed of the Halton sequence's scrambling (default 0)")
+  p.add_argument("--init", choices=_torch_init.INITS, default="torch",
+                 help="initialisation (default torch)")
+  size = p.add_mutually_exclusive_group()
+  size.add_argument("--full", action="store_true",
+                    help="the reference's sizes")
+  size.add_argument("--tiny", action="store_true",
+                    help="a seconds-long smoke run (tests)")
+  add_impl_argument(p)
+  p.add_argument("--out", default=DEFAULT_OUT,
+                 help=f"output directory (default ./{DEFAULT_OUT})")
+  p.add_argument("--no-plot", action="store_true", help="write no PNG")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  return p
+
+
+def tune_main(argv: Sequence[str]) -> int:
+  """``ladam-bench tune TASK ...``."""
+  parser = build_tune_parser()
+  args = parser.parse_args(argv)
+  names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+  bad = [n for n in names if n not in _tune.TUNABLE]
+  if bad or not names:
+    parser.error(f"--optimizers: unknown {bad or names!r}; choose from "
+                 f"{tuple(_tune.TUNABLE)}")
+  names = list(dict.fromkeys(names))
+  task = _tasks.get_task(args.task)
+  size = _size(task, args)
+  tune_seeds = args.tune_seeds or max(2, size.seeds // 2)
+  _check_out(args.out, parser)
+  bar = _progress_bar(
+      len(names) * size.steps * (tune_seeds * args.budget + size.seeds),
+      args.quiet)
+  t0 = time.perf_counter()
+  record = _tune.tune(task, size, names, budget=args.budget,
+                      tune_seeds=tune_seeds, base_seed=args.base_seed,
+                      impl=args.impl, search_seed=args.search_seed,
+                      progress=bar.update if bar is not None else None)
+  if bar is not None:
+    bar.close()
+  import platform  # pylint: disable=import-outside-toplevel
+  record = {"task": task.name, "metric": task.metric,
+            "higher_is_better": task.higher_is_better,
+            "description": task.description, "steps": size.steps,
+            "init": args.init,
+            "command": "ladam-bench " + " ".join([TUNE, *argv]),
+            "seconds": time.perf_counter() - t0,
+            "versions": _report.versions(), "backend": jax.default_backend(),
+            "platform": platform.machine(), **record}
+  report = _tune.TuneReport(record)
+  md, js = report.write(args.out)
+  print(f"\n{report.markdown()}\nwrote {md}\nwrote {js}")
+  if not args.no_plot:
+    png = os.path.join(args.out, f"{report.stem}.png")
+    if report.plot(png):
+      print(f"wrote {png}")
+  return 0
+
+
+def tune_summary_main(argv: Sequence[str]) -> int:
+  """``ladam-bench tune-summary DIR``: every DIR/tune-TASK.json together."""
+  p = argparse.ArgumentParser(
+      prog=f"ladam-bench {TUNE_SUMMARY}",
+      description="Across the tasks tuned into DIR: Holm-corrected p-values "
+      "of each comparison and a performance profile (DIR/tune-summary.md, "
+      ".json, .png).")
+  p.add_argument("dir", help="the --out directory of the tune runs")
+  p.add_argument("--no-plot", action="store_true", help="write no PNG")
+  args = p.parse_args(argv)
+  import glob  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  paths = sorted(f for f in glob.glob(os.path.join(args.dir, "tune-*.json"))
+                 if not f.endswith("tune-summary.json"))
+  if not paths:
+    p.error(f"no tune-TASK.json in {args.dir!r}: run `ladam-bench tune TASK "
+            f"--out {args.dir}` first")
+  records = []
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      records.append(json.load(f))
+  md, js, png = _tune.summarize(records, args.dir, plot=not args.no_plot)
+  with open(md, encoding="utf-8") as f:
+    print(f.read())
+  print("\n".join(f"wrote {x}" for x in (md, js, png) if x))
+  return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if argv and argv[0] == TUNE:
+    return tune_main(argv[1:])
+  if argv and argv[0] == TUNE_SUMMARY:
+    return tune_summary_main(argv[1:])
   parser = build_parser()
   args = parser.parse_args(argv)
   if args.list:
@@ -264,6 +424,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.error("a task is required (see --list)")
   if args.sweep_steps and args.task != SWEEP:
     parser.error("--sweep-steps is for c2-sweep only")
+  if args.diagnostics and args.task == SWEEP:
+    parser.error("--diagnostics is for a task, not c2-sweep")
   task = _tasks.get_task(args.sweep_task if args.task == SWEEP else args.task)
   size = _size(task, args)
   if args.sweep_steps and max(args.sweep_steps) > size.steps:
@@ -289,16 +451,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   results, baselines, labels, settings = [], {}, {}, {}
   t0 = time.perf_counter()
   prepared = _train.prepare(task, size, args.base_seed)
+  diagnostics, fields = {}, {}
   for run in runs:
     if bar is not None:
       bar.set_description(run.name)
+    diagnose = leaves = None
+    if args.diagnostics and run.diagnostics is not None:
+      leaves = _diagnose.pick_leaves(
+          jax.tree.map(lambda x: x[0], prepared.params), run.c2)
+      diagnose = _diagnose.make_diagnose(run.diagnostics(run.c2, args.impl),
+                                         leaves)
     results.append(_train.train_seeds(
         task, size, txs[run.name], name=run.name,
         seed_batching=args.seed_batching,
         prepared=(prepared if run.seed_offset == 0 else _train.prepare(
             task, size, args.base_seed + run.seed_offset)),
         progress=bar.update if bar is not None else None,
-        eval_steps=sweep_steps))
+        eval_steps=sweep_steps, diagnose=diagnose))
+    if diagnose is not None:
+      r = results[-1]
+      later = [int(x) for x in r.steps if x > 0]
+      diagnostics[run.name] = dict(
+          _diagnose.summarize_run(later, r.diagnostics), kernels=leaves)
+      for s in _diagnose.steps_to_draw(later):
+        for kind, path in leaves.items():
+          fields[run.name, kind, path, s] = r.diagnostics[
+              later.index(s)]["ratio"][kind][0]
+      r.diagnostics = None  # the fields are kept above, the stats in JSON
     baselines[run.name], labels[run.name] = run.baseline, run.label
     settings[run.name] = {"lr": run.lr, "c2": run.c2}
   for name, base, label, fn, lr, c2 in reference:
@@ -311,8 +490,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if bar is not None:
     bar.close()
 
-  command = "ladam-bench " + " ".join(
-      argv if argv is not None else sys.argv[1:])
+  command = "ladam-bench " + " ".join(argv)
   report = _report.Report(
       task=task, title=f"ladam-bench {args.task}" + (
           f" ({task.name})" if args.task == SWEEP else ""),
@@ -322,10 +500,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       command=command, seconds=time.perf_counter() - t0, init=args.init,
       sweep=(_sweep.analyze(
           task, [r for r in results if not r.name.startswith("torch-")],
-          baselines, settings, sweep_steps) if args.task == SWEEP else None))
+          baselines, settings, sweep_steps) if args.task == SWEEP else None),
+      diagnostics=diagnostics or None)
   md_path, json_path = report.write(args.out)
   print(f"\n{report.markdown()}")
   print(f"wrote {md_path}\nwrote {json_path}")
+  if fields:
+    npz = os.path.join(args.out, f"{report.stem}-step-ratio.npz")
+    _diagnose.save_fields(npz, fields)
+    print(f"wrote {npz}")
+    if not args.no_plot:
+      png = os.path.join(args.out, f"{report.stem}-step-ratio.png")
+      if _diagnose.plot_fields(png, fields, (
+          f"{task.name}: step ratio LAdam / Adam, random seed "
+          f"{prepared.seeds[0]} (red: LAdam steps further; the field the "
+          "Laplacian smooths)")):
+        print(f"wrote {png}")
+  elif args.diagnostics:
+    print("--diagnostics: no LAdam run (ladam, ladam-floor0, ladam-chi, "
+          "ladam-floor0-chi) in --optimizers, nothing to diagnose")
   if not args.no_plot:
     png = os.path.join(args.out, f"{report.stem}.png")
     if _report.plot(png, report):

@@ -27,7 +27,16 @@ import optax
 from ladam_jax import _coupling
 from ladam_jax import _numerics
 
-__all__ = ["adam_floor", "scale_by_floored_adam", "shuffled"]
+__all__ = ["adam_floor", "scale_by_floored_adam", "shuffled",
+           "CONTROL_MEANING"]
+
+# The bench's control optimizers and what comparing with them isolates.
+CONTROL_MEANING = {
+    "adam-copy": "A/A: what no difference looks like",
+    "adam-floor": "the Laplacian (the floor kept)",
+    "ladam-shuffled": "the spatial layout (same smoothing strength)",
+    "ladam-floor0-shuffled": "the spatial layout (same smoothing strength)",
+}
 
 
 class ScaleByFlooredAdamState(NamedTuple):

@@ -39,6 +39,17 @@ class BenchOptimizer:
   # Trained on random seeds base_seed + seed_offset, ... instead of the
   # others' (the A/A control: two independent Adam runs, paired by index).
   seed_offset: int = 0
+  # For LAdam: diagnostics(c2, impl) → the keyword arguments of
+  # ladam_jax.smoothing_stats that describe this optimizer (--diagnostics).
+  diagnostics: Optional[Callable[..., dict]] = None
+
+
+def _ladam_diagnostics(c2, impl=None):
+  return {"c2": c2, "impl": impl}
+
+
+def _floor0_diagnostics(c2, impl=None):
+  return {"c2": c2, "impl": impl, "variance_floor": 0.0}
 
 
 # The A/A control's random seeds are this far from everyone else's.
@@ -61,10 +72,12 @@ OPTIMIZERS = {o.name: o for o in (
                    lambda lr, c2, impl=None, **_: optax.adam(lr)),
     BenchOptimizer("ladam", "LAdam (floor eps, package)",
                    lambda lr, c2, impl=None, **_: ladam_jax.ladam(
-                       lr, c2=c2, impl=impl), "adam"),
+                       lr, c2=c2, impl=impl), "adam",
+                   diagnostics=_ladam_diagnostics),
     BenchOptimizer("ladam-floor0", "LAdam (floor 0, scripts)",
                    lambda lr, c2, impl=None, **_: ladam_jax.ladam(
-                       lr, c2=c2, variance_floor=0.0, impl=impl), "adam"),
+                       lr, c2=c2, variance_floor=0.0, impl=impl), "adam",
+                   diagnostics=_floor0_diagnostics),
     # Controls (module _controls). A/A: Adam against Adam on other random
     # seeds, which calibrates the paired statistics (~50 % wins, n.s.).
     BenchOptimizer("adam-copy", "Adam on other random seeds (A/A control)",
@@ -114,11 +127,13 @@ OPTIMIZERS = {o.name: o for o in (
                        _chi(lr, total_steps)), "adam"),
     BenchOptimizer("ladam-chi", "LAdam (floor eps), Chi-Anneal lr",
                    lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
-                       _chi(lr, total_steps), c2=c2, impl=impl), "adam-chi"),
+                       _chi(lr, total_steps), c2=c2, impl=impl), "adam-chi",
+                   diagnostics=_ladam_diagnostics),
     BenchOptimizer("ladam-floor0-chi", "LAdam (floor 0), Chi-Anneal lr",
                    lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
                        _chi(lr, total_steps), c2=c2, variance_floor=0.0,
-                       impl=impl), "adam-chi"),
+                       impl=impl), "adam-chi",
+                   diagnostics=_floor0_diagnostics),
     # Chi-Anneal on c2 (the workshop paper's formula), constant lr.
     BenchOptimizer("ladam-c2chi", "LAdam (floor eps), Chi-Anneal c2",
                    lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
@@ -130,8 +145,7 @@ OPTIMIZERS = {o.name: o for o in (
 )}
 
 DEFAULT_OPTIMIZERS = ("adam", "ladam", "ladam-floor0")
-CONTROL_OPTIMIZERS = ("adam-copy", "adam-floor", "ladam-shuffled",
-                      "ladam-floor0-shuffled")
+CONTROL_OPTIMIZERS = tuple(_controls.CONTROL_MEANING)
 
 
 def parse_optimizers(spec: str) -> list[str]:

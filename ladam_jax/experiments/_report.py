@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 import jax
 import numpy as np
 
+from ladam_jax.experiments import _controls
 from ladam_jax.experiments import _stats
 from ladam_jax.experiments import _tasks
 from ladam_jax.experiments._train import RunResult
@@ -65,6 +66,8 @@ class Report:
   seconds: float
   init: str = "torch"
   sweep: Optional[dict] = None
+  # run name → _diagnose.summarize_run(...) plus its drawn kernels
+  diagnostics: Optional[dict] = None
 
   @property
   def by_name(self) -> dict:
@@ -164,8 +167,51 @@ class Report:
                    f"folds): {100 * sw['held_out_rel_change']:+.2f} %.")
     return "\n".join(lines)
 
+  def laplacian_adds(self) -> list[dict]:
+    """Each Laplacian optimizer against each control run beside it.
+
+    The controls (``adam-floor``, ``ladam-shuffled``, ...) are compared with
+    the Laplacian optimizer they take something from (their baseline); here
+    that comparison is turned round, Laplacian optimizer vs control, so that
+    a negative change on a lower-is-better metric means the Laplacian (or
+    its spatial layout) helped. The A/A control is listed as it is (Adam on
+    other random seeds vs Adam).
+    """
+    by_name, out = self.by_name, []
+    for name, what in _controls.CONTROL_MEANING.items():
+      base = self.baselines.get(name)
+      if name not in by_name or base not in by_name:
+        continue
+      cand, ref = (name, base) if name == "adam-copy" else (base, name)
+      p, n_bad = paired_finite(by_name[cand].final, by_name[ref].final,
+                               self.task.higher_is_better)
+      out.append({"candidate": cand, "baseline": ref, "isolates": what,
+                  "diverged": n_bad, **({} if p is None else {
+                      "rel_change": p.rel_change, "win_rate": p.win_rate,
+                      "p_value": p.p_value, "n": p.n})})
+    return out
+
+  def laplacian_adds_text(self) -> str:
+    rows = self.laplacian_adds()
+    if not rows:
+      return ""
+    lines = ["## What the Laplacian adds", "",
+             "| comparison | isolates | mean paired change | win rate | "
+             "Wilcoxon p |", "|---|---|---|---|---|"]
+    for c in rows:
+      cells = (["—", "—", "—"] if "rel_change" not in c else [
+          f"{100 * c['rel_change']:+.2f} %",
+          f"{100 * c['win_rate']:.0f} % ({round(c['win_rate'] * c['n'])}/"
+          f"{c['n']})", f"{c['p_value']:.3g}"])
+      lines.append(f"| {self.label(c['candidate'])} vs "
+                   f"{self.label(c['baseline'])} | {c['isolates']} | "
+                   + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
   def markdown(self) -> str:
     parts = [f"# {self.title}", self.header(), self.table()]
+    if self.laplacian_adds():
+      parts.append(self.laplacian_adds_text())
     if self.sweep:
       parts.append(self.sweep_text())
     return "\n\n".join(parts) + "\n"
@@ -211,6 +257,8 @@ class Report:
         "settings": {r.name: self.settings.get(r.name) for r in self.results},
         "run_seconds": {r.name: r.seconds for r in self.results},
         "sweep": self.sweep,
+        "laplacian_adds": self.laplacian_adds(),
+        "diagnostics": self.diagnostics,
     }
 
   def write(self, out: str) -> tuple[str, str]:

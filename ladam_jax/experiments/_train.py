@@ -36,6 +36,9 @@ class RunResult:
   seconds: float           # wall time, compile included
   # Every metric of the task, the primary one included: (n_seeds, n_evals).
   metric_curves: dict = dataclasses.field(default_factory=dict)
+  # ``diagnose(state)`` after every evaluated step but 0: one pytree per
+  # step, each leaf with a leading random-seed axis (see ``train_seeds``).
+  diagnostics: Optional[list] = None
 
   @property
   def final(self) -> np.ndarray:
@@ -84,12 +87,30 @@ def prepare(task: _tasks.Task, size: _tasks.Size,
   return Prepared(seeds, params, data, batch_keys)
 
 
+def _set_hyperparams(state, values: dict):
+  """``state`` (an ``optax.InjectHyperparamsState``) with ``values`` set."""
+  if not hasattr(state, "hyperparams"):
+    raise ValueError("`hyperparams` needs an optimizer made by "
+                     "optax.inject_hyperparams.")
+  unknown = set(values) - set(state.hyperparams)
+  if unknown:
+    raise ValueError(f"Unknown hyperparameters {sorted(unknown)}: the "
+                     f"optimizer has {sorted(state.hyperparams)}.")
+  new = dict(state.hyperparams)
+  for n, v in values.items():
+    new[n] = jnp.broadcast_to(jnp.asarray(v, new[n].dtype), new[n].shape)
+  return state._replace(hyperparams=new)
+
+
 def train_seeds(task: _tasks.Task, size: _tasks.Size,
                 tx: optax.GradientTransformation, *, name: str = "",
                 base_seed: int = 0, seed_batching: Optional[str] = None,
                 prepared: Optional[Prepared] = None,
                 progress: Optional[Callable[[int], Any]] = None,
-                eval_steps: Sequence[int] = ()) -> RunResult:
+                eval_steps: Sequence[int] = (),
+                hyperparams: Optional[dict] = None,
+                diagnose: Optional[Callable[[Any], Any]] = None
+                ) -> RunResult:
   """Trains ``size.seeds`` random seeds with ``tx``, evaluating every few steps.
 
   Args:
@@ -102,6 +123,11 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
     prepared: the set-up from :func:`prepare` (made here if None).
     progress: called with the number of seed-steps done after each chunk.
     eval_steps: steps to evaluate at besides :func:`eval_schedule`'s.
+    hyperparams: for a ``tx`` made by ``optax.inject_hyperparams``: name →
+      one value per random seed, set in its state after ``init`` (so that
+      one compiled step trains many settings at once; see ``_tune``).
+    diagnose: a JAX function of the optimizer state, evaluated (jitted) with
+      the metrics at every evaluated step but 0 (see ``_diagnose``).
 
   Returns:
     A :class:`RunResult`.
@@ -113,6 +139,10 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
   t0 = time.perf_counter()
   prepared = prepared or prepare(task, size, base_seed)
   params, data, batch_keys = prepared.params, prepared.data, prepared.batch_keys
+  if hyperparams:  # checked on shapes only, before anything is compiled
+    _set_hyperparams(jax.eval_shape(
+        tx.init, jax.tree.map(lambda x: x[0], params)),
+                     {n: 0.0 for n in hyperparams})
   loss_and_grad = jax.value_and_grad(task.loss)
 
   def step(p, s, d, key, i):
@@ -129,6 +159,8 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
   if seed_batching == "vmap":
     step = jax.vmap(step, in_axes=(0, 0, 0, 0, None))
     evaluate, init = jax.vmap(evaluate), jax.vmap(init)
+    if diagnose is not None:
+      diagnose = jax.vmap(diagnose)
     # A copy: the step donates its params, and `prepared` is shared.
     groups = [(jax.tree.map(jnp.copy, params), data, batch_keys)]
   else:
@@ -136,18 +168,26 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
               for i in range(size.seeds)]
   step = jax.jit(step, donate_argnums=(0, 1))
   evaluate, init = jax.jit(evaluate), jax.jit(init)
+  if diagnose is not None:
+    diagnose = jax.jit(diagnose)
 
-  all_curves, all_losses = [], []
+  all_curves, all_losses, all_diags = [], [], []
   schedule = eval_schedule(size, eval_steps)
-  for p, d, k in groups:
+  for g, (p, d, k) in enumerate(groups):
     n_seeds = size.seeds if seed_batching == "vmap" else 1
     s = init(p)
-    curves, losses = [evaluate(p, d)], []
+    if hyperparams:
+      s = _set_hyperparams(s, {
+          n: v if seed_batching == "vmap" else v[g]
+          for n, v in hyperparams.items()})
+    curves, losses, diags = [evaluate(p, d)], [], []
     for i in range(size.steps):
       p, s, loss = step(p, s, d, k, i)
       losses.append(loss)
       if i + 1 in schedule:
         curves.append(evaluate(p, d))
+        if diagnose is not None:
+          diags.append(jax.device_get(diagnose(s)))
         if progress is not None:
           progress(n_seeds * (schedule[len(curves) - 1]
                               - schedule[len(curves) - 2]))
@@ -155,10 +195,17 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
     all_curves.append(np.asarray(jnp.stack(curves, -2)).reshape(
         n_seeds, len(schedule), len(task.metrics)))
     all_losses.append(np.asarray(jnp.stack(losses, -1)).reshape(n_seeds, -1))
+    all_diags.append(diags if seed_batching == "vmap" else [
+        jax.tree.map(lambda x: np.asarray(x)[None], t) for t in diags])
   curves = np.concatenate(all_curves, 0)
+  diagnostics = None
+  if diagnose is not None:  # per step: the groups' random seeds together
+    diagnostics = [jax.tree.map(lambda *xs: np.concatenate(xs, 0), *per_step)
+                   for per_step in zip(*all_diags)]
   return RunResult(name=name, steps=np.asarray(schedule),
                    curves=curves[..., 0],
                    losses=np.concatenate(all_losses, 0),
                    seconds=time.perf_counter() - t0,
                    metric_curves={m: curves[..., i]
-                                  for i, m in enumerate(task.metrics)})
+                                  for i, m in enumerate(task.metrics)},
+                   diagnostics=diagnostics)
