@@ -409,13 +409,20 @@ def test_controls_separate_the_floor_and_the_layout():
 def test_aa_control_runs_on_other_seeds(tmp_path):
   """adam-copy trains Adam on random seeds AA_SEED_OFFSET away, paired with
   Adam by index: different finals (independent runs), same optimizer."""
-  rc = _cli.main(["noisy-regression", "--tiny", "--optimizers", "adam-copy",
-                  "--out", str(tmp_path), "--quiet", "--no-plot"])
+  rc = _cli.main(["noisy-regression", "--tiny", "--seeds", "16",
+                  "--optimizers", "adam-copy", "--out", str(tmp_path),
+                  "--quiet", "--no-plot"])
   assert rc == 0
   record = json.loads((tmp_path / "noisy-regression.json").read_text())
   assert set(record["results"]) == {"adam", "adam-copy"}
   assert record["baselines"]["adam-copy"] == "adam"
   a, b = (np.asarray(record["results"][k]) for k in ("adam", "adam-copy"))
   assert not np.allclose(a, b)
+  # What an A/A run must look like: about half the wins, no significance.
+  aa = record["laplacian_adds"]
+  assert [(c["candidate"], c["baseline"]) for c in aa] == [
+      ("adam-copy", "adam")]
+  assert 0.25 <= aa[0]["win_rate"] <= 0.75 and aa[0]["p_value"] > 0.1
+  assert aa[0]["n"] == 16
   assert _optimizers.OPTIMIZERS["adam-copy"].seed_offset == (
       _optimizers.AA_SEED_OFFSET)

@@ -442,7 +442,14 @@ def summarize(records: Sequence[dict], out: str,
   costs = np.asarray([[_cost(np.nanmean(np.asarray(
       [_nan(x) for x in r["optimizers"][n]["held_out"]], np.float64)),
       r["higher_is_better"]) for n in names] for r in records])
-  taus = np.unique(np.concatenate([[1.0], np.linspace(1.0, 1.2, 201)]))
+  with np.errstate(invalid="ignore", divide="ignore"):
+    ratios = costs / np.min(costs, axis=1, keepdims=True)
+  ratios = ratios[np.isfinite(ratios)]
+  worst = float(ratios.max()) if ratios.size else 2.0
+  # τ = 1, 1.01 and 1.05 exactly (the table's), then up to past the worst
+  # ratio, so that the profile reaches its final level.
+  taus = np.unique(np.concatenate([[1.0, 1.01, 1.05], np.geomspace(
+      1.001, max(2.0, 1.05 * worst), 400)]))
   profile = performance_profile(costs, taus)
   summary = {"tasks": [r["task"] for r in records], "optimizers": names,
              "costs": [[c if np.isfinite(c) else None for c in row]
@@ -460,7 +467,7 @@ def summarize(records: Sequence[dict], out: str,
                  f"| {100 * row['rel_change']:+.2f} % | "
                  f"{100 * row['win_rate']:.0f} % | {row['p_value']:.3g} | "
                  f"{row['p_holm']:.3g} |")
-  at = {t: int(np.searchsorted(taus, t)) for t in (1.0, 1.01, 1.05)}
+  at = {t: int(np.argmin(np.abs(taus - t))) for t in (1.0, 1.01, 1.05)}
   lines += ["", "Performance profile (share of tasks within a factor τ of the "
             "best optimizer's cost):", "",
             "| optimizer | " + " | ".join(f"τ = {t:g}" for t in at) + " |",
@@ -481,7 +488,8 @@ def summarize(records: Sequence[dict], out: str,
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for j, n in enumerate(names):
       ax.step(taus, profile[j], where="post", label=n)
-    ax.set_xlabel("τ (cost within a factor τ of the task's best)")
+    ax.set_xscale("log")
+    ax.set_xlabel("τ (cost within a factor τ of the task's best; log)")
     ax.set_ylabel("share of tasks")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(textwrap.fill(
