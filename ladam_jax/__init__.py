@@ -29,6 +29,10 @@ from ladam_jax._layout import LaplacianLayout
 from ladam_jax._reorder import compute_neuron_order
 from ladam_jax._reorder import reorder_dense
 from ladam_jax._schedules import chi_anneal_schedule
+from ladam_jax._smoothing import lsadam
+from ladam_jax._smoothing import lssgd
+from ladam_jax._smoothing import scale_by_laplacian_smoothing
+from ladam_jax._smoothing import ScaleByLaplacianSmoothingState
 from ladam_jax._ladam import add_weight_laplacian
 from ladam_jax._ladam import AddWeightLaplacianState
 from ladam_jax._ladagrad import scale_by_laplacian_adagrad
@@ -51,6 +55,7 @@ __all__ = [
     "ScaleByLaplacianAdagradState",
     "ScaleByLaplacianAdamState",
     "ScaleByLaplacianRmsState",
+    "ScaleByLaplacianSmoothingState",
     "SmoothingStats",
     "ParamReport",
     "add_weight_laplacian",
@@ -68,11 +73,14 @@ __all__ = [
     "laplacian",
     "laprop",
     "lrmsprop",
+    "lsadam",
+    "lssgd",
     "reorder_dense",
     "scale_by_laplacian_adagrad",
     "scale_by_laplacian_adam",
     "scale_by_laplacian_laprop",
     "scale_by_laplacian_rms",
+    "scale_by_laplacian_smoothing",
     "scale_by_velocity_regularization",
     "smoothing_stats",
     "smoothing_step_ratio",

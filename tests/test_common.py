@@ -38,6 +38,8 @@ OPTIMIZERS = [
     ("ladagrad", ladam_jax.ladagrad, COUPLED, 1.0),
     ("laprop", ladam_jax.laprop, COUPLED, 0.1),
     ("vradam", ladam_jax.vradam, COUPLED, 0.1),
+    # Osher et al.'s implicit smoothing of the gradient, before Adam.
+    ("lsadam", ladam_jax.lsadam, dict(sigma=1.0, min_spatial_size=0), 0.1),
 ]
 IDS = [o[0] for o in OPTIMIZERS]
 

@@ -75,11 +75,13 @@ def test_parse_optimizers_adds_baselines():
 @pytest.mark.parametrize("name", sorted(_optimizers.OPTIMIZERS))
 def test_optimizers_take_the_laplacian_impl(name):
   # Every ladam_jax optimizer gets ``impl`` (a bad one is refused by name);
-  # the Optax baselines and the Laplacian-free controls accept and ignore it.
+  # the Optax baselines, the Laplacian-free controls and LS-Adam (an FFT
+  # solve, no stencil kernel to choose) accept and ignore it.
   opt = _optimizers.OPTIMIZERS[name]
   assert isinstance(opt.make(1e-3, 0.1, impl="shift", total_steps=10),
                     optax.GradientTransformation)
-  if name in ("adam", "rmsprop", "adam-chi", "adam-copy", "adam-floor"):
+  if name in ("adam", "rmsprop", "adam-chi", "adam-copy", "adam-floor",
+              "lsadam"):
     opt.make(1e-3, 0.1, impl="bogus", total_steps=10)
   else:
     with pytest.raises(ValueError, match="impl"):

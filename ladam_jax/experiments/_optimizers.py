@@ -54,6 +54,8 @@ def _floor0_diagnostics(c2, impl=None):
 
 # The A/A control's random seeds are this far from everyone else's.
 AA_SEED_OFFSET = 10_000
+# LS-Adam's smoothing strength in plain runs (``ladam-bench tune`` tunes it).
+LSADAM_SIGMA = 1.0
 
 
 def _vradam_plain(lr, c2, impl=None, **_):
@@ -97,6 +99,12 @@ OPTIMIZERS = {o.name: o for o in (
                    lambda lr, c2, impl=None, **_: _controls.shuffled(
                        ladam_jax.ladam(lr, c2=c2, variance_floor=0.0,
                                        impl=impl)), "ladam-floor0"),
+    # Osher et al.'s Laplacian smoothing of the gradient, with Adam: the
+    # implicit counterpart that smooths g instead of v.
+    BenchOptimizer("lsadam", f"LS-Adam (gradient smoothed, sigma "
+                   f"{LSADAM_SIGMA:g})",
+                   lambda lr, c2, impl=None, **_: ladam_jax.lsadam(
+                       lr, sigma=LSADAM_SIGMA), "adam"),
     BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
                    lambda lr, c2, impl=None, **_: optax.rmsprop(
                        lr, decay=0.99, eps_in_sqrt=False)),

@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 import ladam_jax
+from ladam_jax import _smoothing
 from ladam_jax.experiments import _report
 from ladam_jax.experiments import _stats
 from ladam_jax.experiments import _tasks
@@ -69,6 +70,7 @@ class Dim:
 LR = Dim("learning_rate", -1.0, 1.0, relative=True)
 C2 = Dim("c2", -6.0, -1.0)      # 1e-6 … 1e-1 (the 9-point bound is 0.1875)
 EPS = Dim("eps", -10.0, -2.0)   # 1e-10 … 1e-2
+SIGMA = Dim("sigma", -2.0, 2.0)  # 0.01 … 100 (any sigma >= 0 is stable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +100,11 @@ def _ladam(floor: bool):
   return make
 
 
+def _lsadam(learning_rate, sigma):
+  """LS-Adam with lr and sigma injectable, everything else static."""
+  return _smoothing.lsadam(learning_rate, sigma=sigma)
+
+
 TUNABLE = {o.name: o for o in (
     TuneOptimizer("adam", "Adam (lr tuned)", lambda impl: optax.adam, (LR,)),
     TuneOptimizer("adam-eps", "Adam (lr and eps tuned; control)",
@@ -106,12 +113,19 @@ TUNABLE = {o.name: o for o in (
                   (LR, C2)),
     TuneOptimizer("ladam-floor0", "LAdam, floor 0 (lr and c2 tuned)",
                   _ladam(False), (LR, C2)),
+    TuneOptimizer("lsadam", "LS-Adam, gradient smoothed (lr and sigma tuned)",
+                  lambda impl: _lsadam, (LR, SIGMA)),
 )}
-DEFAULT_TUNE_OPTIMIZERS = ("adam", "adam-eps", "ladam", "ladam-floor0")
+DEFAULT_TUNE_OPTIMIZERS = ("adam", "adam-eps", "ladam", "ladam-floor0",
+                           "lsadam")
 # (candidate, baseline): every tuned optimizer against tuned Adam, and the
 # Laplacian optimizers against Adam whose eps had the same budget.
+# LS-Adam answers the reference's FAQ: smooth the variance (LAdam) or the
+# gradient (Osher et al.)?
 COMPARISONS = (("adam-eps", "adam"), ("ladam", "adam"), ("ladam-floor0", "adam"),
-               ("ladam", "adam-eps"), ("ladam-floor0", "adam-eps"))
+               ("ladam", "adam-eps"), ("ladam-floor0", "adam-eps"),
+               ("lsadam", "adam"), ("ladam", "lsadam"),
+               ("ladam-floor0", "lsadam"))
 
 
 def search_points(dims: Sequence[Dim], budget: int, task_lr: float,
