@@ -61,20 +61,60 @@ def laplacian_symbol(field: tuple[int, ...], stencil: str) -> np.ndarray:
   return centre + 2 * face * (c1 + c2) + 4 * corner * c1 * c2
 
 
+def _dft_matrix(n: int, dtype) -> jax.Array:
+  """The n-point DFT matrix exp(-2πi jk/n) (complex)."""
+  k = np.arange(n)
+  return jnp.asarray(np.exp(-2j * np.pi * np.outer(k, k) / n), dtype)
+
+
 def _solve(x: jax.Array, spec: _layout.FieldSpec, sigma: Any,
-           stencil: str) -> jax.Array:
-  """``(I - sigma·L)^{-1} x`` on the leaf's fields, exactly (FFT)."""
+           stencil: str, method: str) -> jax.Array:
+  """``(I - sigma·L)^{-1} x`` on the leaf's fields, exactly.
+
+  ``method='fft'``: ``jnp.fft``; ``'dft'``: the same transform as dense
+  matrix products, O(n·(h + w)) per field instead of O(n log n), which
+  XLA's SPMD partitioner handles on sharded axes (its FFT it does not).
+  """
   dtype = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
   identity = spec.perm == tuple(range(x.ndim))
   xt = x if identity else jnp.transpose(x, spec.perm)
   f = xt.reshape((spec.batch,) + spec.field).astype(dtype)
   axes = tuple(range(1, 1 + len(spec.field)))
-  symbol = jnp.asarray(laplacian_symbol(spec.field, stencil), dtype)
-  multiplier = 1.0 / (1.0 - jnp.asarray(sigma, dtype) * symbol)
-  u = jnp.fft.irfftn(jnp.fft.rfftn(f, axes=axes) * multiplier,
-                     s=spec.field, axes=axes)
+  if method == "fft":
+    symbol = jnp.asarray(laplacian_symbol(spec.field, stencil), dtype)
+    multiplier = 1.0 / (1.0 - jnp.asarray(sigma, dtype) * symbol)
+    u = jnp.fft.irfftn(jnp.fft.rfftn(f, axes=axes) * multiplier,
+                       s=spec.field, axes=axes)
+  else:
+    cdtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
+    full = laplacian_full_symbol(spec.field, stencil)
+    multiplier = 1.0 / (1.0 - jnp.asarray(sigma, dtype) * jnp.asarray(
+        full, dtype))
+    mats = [_dft_matrix(n, cdtype) for n in spec.field]
+    hp = jax.lax.Precision.HIGHEST
+    if len(spec.field) == 1:
+      g = jnp.einsum("jk,bk->bj", mats[0], f.astype(cdtype), precision=hp)
+      u = jnp.einsum("jk,bk->bj", jnp.conj(mats[0]), g * multiplier,
+                     precision=hp)
+    else:
+      g = jnp.einsum("ij,bjk,lk->bil", mats[0], f.astype(cdtype), mats[1],
+                     precision=hp)
+      u = jnp.einsum("ij,bjk,lk->bil", jnp.conj(mats[0]), g * multiplier,
+                     jnp.conj(mats[1]), precision=hp)
+    u = jnp.real(u) / math.prod(spec.field)
   u = u.reshape(xt.shape).astype(x.dtype)
   return u if identity else jnp.transpose(u, np.argsort(spec.perm))
+
+
+@functools.lru_cache(maxsize=None)
+def laplacian_full_symbol(field: tuple[int, ...], stencil: str) -> np.ndarray:
+  """:func:`laplacian_symbol` on the whole frequency grid (not halved)."""
+  angles = [2 * np.pi * np.arange(n) / n for n in field]
+  if len(field) == 1:
+    return -2.0 + 2.0 * np.cos(angles[0])
+  centre, face, corner = _stencil.WEIGHTS[stencil]
+  c1, c2 = np.cos(angles[0])[:, None], np.cos(angles[1])[None, :]
+  return centre + 2 * face * (c1 + c2) + 4 * corner * c1 * c2
 
 
 def _flat_spec(shape: tuple[int, ...]) -> _layout.FieldSpec:
@@ -90,6 +130,7 @@ def scale_by_laplacian_smoothing(
     layout: Any = "flax",
     flatten: bool = False,
     min_spatial_size: int = 16,
+    method: str = "fft",
 ) -> optax.GradientTransformation:
   r"""Replaces each leaf's updates by :math:`(I - \sigma L)^{-1} g`.
 
@@ -110,11 +151,12 @@ def scale_by_laplacian_smoothing(
   fields with a side below 3, lines shorter than 4), pass unchanged. The
   solve runs in float64 for float64 leaves, else in float32 (cast back).
 
-  Sharded leaves: XLA partitions an FFT along unsharded axes only; a leaf
-  sharded along one of its field's axes does not compile (XLA:CPU, JAX
-  0.10: a ``RET_CHECK`` in the FFT thunk, or an abort in the SPMD
-  partitioner). Keep such leaves replicated along the field, or leave them
-  out with ``optax.masked``.
+  Sharded leaves: XLA partitions an FFT along unsharded axes only; with
+  ``method='fft'`` a leaf sharded along one of its field's axes does not
+  compile (XLA:CPU, JAX 0.10: a ``RET_CHECK`` in the FFT thunk, or an abort
+  in the SPMD partitioner). ``method='dft'`` computes the same transform
+  with matrix products, which shard (all-gathers / reductions where the
+  sharded axis is contracted); its cost grows with the field's sides.
 
   Put it before any optimizer: ``optax.chain(scale_by_laplacian_smoothing(
   sigma), optax.adam(lr))`` is LS-Adam (:func:`lsadam`), with
@@ -145,6 +187,10 @@ def scale_by_laplacian_smoothing(
       entries in memory order, with the 1-D kernel ``[1, -2, 1]``
       (``stencil`` and ``layout`` are then unused).
     min_spatial_size: leaves with fewer entries pass unchanged.
+    method: ``'fft'`` (default: ``jnp.fft``, O(n log n) per field) or
+      ``'dft'`` (the same transform as dense matrix products, O(n·(h + w))
+      per field of n = h·w entries: for leaves sharded along their field,
+      which XLA's partitioner handles for matrix products but not for FFTs).
 
   Returns:
     An ``optax.GradientTransformation`` whose state counts the steps.
@@ -160,6 +206,7 @@ def scale_by_laplacian_smoothing(
   if not callable(layout) and _layout.is_leaf_layout(layout):
     _layout.check_leaf_layout(layout)
   _validation.check_non_negative("min_spatial_size", min_spatial_size)
+  _validation.check_choice("method", method, ("fft", "dft"))
 
   def specs(tree):
     shapes = [tuple(jnp.shape(x)) for x in jax.tree.leaves(tree)]
@@ -189,10 +236,10 @@ def scale_by_laplacian_smoothing(
           or (min_size is not None and size < min_size)):
         out.append(x)
       elif min_size is not None:
-        out.append(_solve(x, spec, s, stencil))
+        out.append(_solve(x, spec, s, stencil, method))
       else:
         out.append(jnp.where(size >= min_spatial_size,
-                             _solve(x, spec, s, stencil), x))
+                             _solve(x, spec, s, stencil, method), x))
     return (treedef.unflatten(out),
             ScaleByLaplacianSmoothingState(optax.safe_increment(state.count)))
 
@@ -203,7 +250,7 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
            b2: float = 0.999, eps: float = 1e-8, *, sigma: Any = 1.0,
            stencil: str = "9point", layout: Any = "flax",
            flatten: bool = False, min_spatial_size: int = 16,
-           ) -> optax.GradientTransformation:
+           method: str = "fft") -> optax.GradientTransformation:
   r"""LS-Adam: Adam on Laplacian-smoothed gradients (Osher et al., 2018).
 
   ``optax.chain(scale_by_laplacian_smoothing(sigma, ...),
@@ -226,6 +273,8 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
     layout: the fields.
     flatten: the paper's flattened 1-D variant.
     min_spatial_size: smaller leaves are not smoothed.
+    method: ``'fft'`` or ``'dft'`` (sharded leaves; see
+      :func:`scale_by_laplacian_smoothing`).
 
   Returns:
     The chained ``optax.GradientTransformation``.
@@ -233,7 +282,8 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
   return optax.chain(
       scale_by_laplacian_smoothing(sigma, stencil=stencil, layout=layout,
                                    flatten=flatten,
-                                   min_spatial_size=min_spatial_size),
+                                   min_spatial_size=min_spatial_size,
+                                   method=method),
       optax.adam(learning_rate, b1, b2, eps))
 
 
@@ -241,7 +291,7 @@ def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,
           momentum: Optional[float] = None, nesterov: bool = False, *,
           sigma: Any = 1.0, stencil: str = "9point", layout: Any = "flax",
           flatten: bool = False, min_spatial_size: int = 16,
-          ) -> optax.GradientTransformation:
+          method: str = "fft") -> optax.GradientTransformation:
   r"""LS-SGD (Osher et al., 2018): SGD on Laplacian-smoothed gradients.
 
   ``optax.chain(scale_by_laplacian_smoothing(sigma, ...),
@@ -263,6 +313,8 @@ def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,
     layout: the fields.
     flatten: the paper's flattened 1-D variant.
     min_spatial_size: smaller leaves are not smoothed.
+    method: ``'fft'`` or ``'dft'`` (sharded leaves; see
+      :func:`scale_by_laplacian_smoothing`).
 
   Returns:
     The chained ``optax.GradientTransformation``.
@@ -270,5 +322,6 @@ def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,
   return optax.chain(
       scale_by_laplacian_smoothing(sigma, stencil=stencil, layout=layout,
                                    flatten=flatten,
-                                   min_spatial_size=min_spatial_size),
+                                   min_spatial_size=min_spatial_size,
+                                   method=method),
       optax.sgd(learning_rate, momentum, nesterov))

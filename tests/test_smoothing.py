@@ -41,9 +41,10 @@ def _ring_laplacian(n):
     ((20,), "9point", "flax", False),          # 1-D leaf: [1, -2, 1]
     ((4, 5), "9point", "flax", True),          # the paper's flattened line
 ])
-@pytest.mark.parametrize("sigma", [0.3, 5.0])
+@pytest.mark.parametrize("sigma, method", [(0.3, "fft"), (5.0, "fft"),
+                                           (5.0, "dft")])
 def test_equals_a_dense_solve_in_float64(shape, stencil, layout, flatten,
-                                         sigma):
+                                         sigma, method):
   with enable_x64():
     g = np.random.default_rng(0).normal(size=shape)
     lap = (_ring_laplacian(g.size) if flatten
@@ -51,7 +52,7 @@ def test_equals_a_dense_solve_in_float64(shape, stencil, layout, flatten,
     want = np.linalg.solve(np.eye(g.size) - sigma * lap, g.ravel())
     tx = ladam_jax.scale_by_laplacian_smoothing(
         sigma, stencil=stencil, layout=layout, flatten=flatten,
-        min_spatial_size=0)
+        min_spatial_size=0, method=method)
     u, _ = jax.jit(tx.update)({"w": jnp.asarray(g)},
                               tx.init({"w": jnp.asarray(g)}))
     assert u["w"].dtype == jnp.float64 and u["w"].shape == shape
@@ -129,6 +130,7 @@ def test_aliases_are_the_chains():
     ({"stencil": "7point"}, "stencil"),
     ({"flatten": 1}, "flatten"),
     ({"min_spatial_size": -2}, "min_spatial_size"),
+    ({"method": "cg"}, "method"),
 ])
 def test_bad_arguments_fail_at_construction(kwargs, message):
   with pytest.raises(ValueError, match=message):
