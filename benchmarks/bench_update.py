@@ -11,6 +11,9 @@ machines this runs on are shared and noisy: absolute times mean little.
     python benchmarks/bench_update.py --bandwidth     # + a NumPy copy's GB/s
     python benchmarks/bench_update.py --step --torch  # in-place steps, like torch
 
+Every run also times LS-Adam (``lsadam[fft]``: Laplacian smoothing of the
+gradient by an FFT solve, then Adam; Osher et al.).
+
 The XLA kernels column is the number of fusions in each compiled JAX
 contender: on CPU each costs a few microseconds whatever its size, which is
 what the many-small-leaves tree measures. The GB/s column counts the bytes
@@ -146,6 +149,11 @@ def contenders(params, impls, with_torch, step=False):
   fns = {"optax.adam": timed(adam, params)}
   for impl in impls:
     fns[f"ladam[{impl}]"] = timed(make_ladam(impl), params)
+  # LS-Adam (Osher et al.): the FFT solve of (I - sigma L) u = g, then Adam.
+  smooth = ladam_jax.scale_by_laplacian_smoothing(1.0)
+  fns["lsadam[fft]"] = timed(
+      ladam_jax.lsadam(1e-3, sigma=1.0) if step
+      else optax.chain(smooth, optax.scale_by_adam()), params)
   if with_torch:
     fn = torch_update_fn(params)
     if fn is None:
