@@ -100,6 +100,13 @@ def test_sigma_schedules_subtrees_and_injection():
   u, _ = sub.update(g, sub.init(g))
   np.testing.assert_allclose(u["a"], want["a"], rtol=1e-6)
   np.testing.assert_array_equal(u["b"], g["b"])
+  # Same-shaped leaves are solved stacked, each with its own sigma.
+  two = ladam_jax.scale_by_laplacian_smoothing({"a": 0.5, "b": 3.0})
+  u, _ = jax.jit(two.update)(g, two.init(g))
+  alone = ladam_jax.scale_by_laplacian_smoothing(3.0)
+  want_b, _ = alone.update({"b": g["b"]}, alone.init({"b": g["b"]}))
+  np.testing.assert_allclose(u["a"], want["a"], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(u["b"], want_b["b"], rtol=1e-5, atol=1e-6)
   # A traced sigma (inject_hyperparams) gives what the number gives.
   inj = optax.inject_hyperparams(ladam_jax.scale_by_laplacian_smoothing)(
       sigma=0.5)
