@@ -31,6 +31,7 @@ from ladam_jax._reorder import reorder_dense
 from ladam_jax._schedules import chi_anneal_schedule
 from ladam_jax._smoothing import lsadam
 from ladam_jax._smoothing import lssgd
+from ladam_jax._smoothing import scale_by_implicit_laplacian_adam
 from ladam_jax._smoothing import scale_by_laplacian_smoothing
 from ladam_jax._smoothing import ScaleByLaplacianSmoothingState
 from ladam_jax._ladam import add_weight_laplacian
@@ -80,6 +81,7 @@ __all__ = [
     "scale_by_laplacian_adam",
     "scale_by_laplacian_laprop",
     "scale_by_laplacian_rms",
+    "scale_by_implicit_laplacian_adam",
     "scale_by_laplacian_smoothing",
     "scale_by_velocity_regularization",
     "smoothing_stats",

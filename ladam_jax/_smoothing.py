@@ -29,11 +29,13 @@ import optax
 
 from ladam_jax import _c2
 from ladam_jax import _layout
+from ladam_jax import _numerics
 from ladam_jax import _stencil
 from ladam_jax import _validation
 
 __all__ = ["ScaleByLaplacianSmoothingState", "scale_by_laplacian_smoothing",
-           "lsadam", "lssgd", "laplacian_symbol"]
+           "scale_by_implicit_laplacian_adam", "lsadam", "lssgd",
+           "laplacian_symbol", "smooth_tree"]
 
 
 class ScaleByLaplacianSmoothingState(NamedTuple):
@@ -143,6 +145,55 @@ def _flat_spec(shape: tuple[int, ...]) -> _layout.FieldSpec:
                            field=(math.prod(shape),))
 
 
+def _check(sigma, stencil, layout, flatten, min_spatial_size, method):
+  """Construction-time checks of the smoothing's arguments."""
+  _validation.check_choice("stencil", stencil, _stencil.STENCILS)
+  _c2.check_c2(sigma, name="sigma")
+  if not isinstance(flatten, bool):
+    raise ValueError(f"`flatten` must be True or False, got {flatten!r}.")
+  if not callable(layout) and _layout.is_leaf_layout(layout):
+    _layout.check_leaf_layout(layout)
+  _validation.check_non_negative("min_spatial_size", min_spatial_size)
+  _validation.check_choice("method", method, ("fft", "dft"))
+
+
+def _leaf_specs(tree, layout, flatten) -> list:
+  shapes = [tuple(jnp.shape(x)) for x in jax.tree.leaves(tree)]
+  if flatten:
+    return [_flat_spec(s) for s in shapes]
+  layouts = _layout.resolve_layouts(layout, tree)
+  return [_layout.field_spec(s, l) for s, l in zip(shapes, layouts)]
+
+
+def smooth_tree(tree: Any, count: jax.Array, *, sigma, stencil, layout,
+                flatten, min_spatial_size, method) -> Any:
+  """``(I - sigma·L)^{-1}`` applied to every leaf of ``tree`` that has a
+  field (sigma at step ``count``); the others are returned as they are."""
+  leaves, treedef = jax.tree.flatten(tree)
+  sigmas = _c2.resolve_c2(sigma, tree, count)
+  out = list(leaves)
+  # Traced under optax.inject_hyperparams: then chosen per leaf at run time
+  # (as LAdam does).
+  min_size = _validation.concrete_value(min_spatial_size)
+  groups: dict[Any, list[int]] = {}
+  for i, (x, spec, s) in enumerate(zip(leaves, _leaf_specs(tree, layout,
+                                                           flatten), sigmas)):
+    # No field, or one on which L is zero (ladam_jax.laplacian: a 2-D side
+    # below 3, a line below 4): the solve would be the identity.
+    if (spec is None or spec.too_small or _validation.is_concrete_zero(s)
+        or (min_size is not None and math.prod(jnp.shape(x)) < min_size)):
+      continue
+    groups.setdefault((tuple(jnp.shape(x)), jnp.result_type(x), spec),
+                      []).append(i)
+  for (shape, _, spec), idx in groups.items():
+    solved = _solve_group([leaves[i] for i in idx], spec,
+                          [sigmas[i] for i in idx], stencil, method)
+    for i, u in zip(idx, solved):
+      out[i] = u if min_size is not None else jnp.where(
+          math.prod(shape) >= min_spatial_size, u, leaves[i])
+  return treedef.unflatten(out)
+
+
 def scale_by_laplacian_smoothing(
     sigma: Any = 1.0,
     *,
@@ -219,52 +270,96 @@ def scale_by_laplacian_smoothing(
     Osher et al., `Laplacian Smoothing Gradient Descent
     <https://arxiv.org/abs/1806.06317>`_, 2018.
   """
-  _validation.check_choice("stencil", stencil, _stencil.STENCILS)
-  _c2.check_c2(sigma, name="sigma")
-  if not isinstance(flatten, bool):
-    raise ValueError(f"`flatten` must be True or False, got {flatten!r}.")
-  if not callable(layout) and _layout.is_leaf_layout(layout):
-    _layout.check_leaf_layout(layout)
-  _validation.check_non_negative("min_spatial_size", min_spatial_size)
-  _validation.check_choice("method", method, ("fft", "dft"))
-
-  def specs(tree):
-    shapes = [tuple(jnp.shape(x)) for x in jax.tree.leaves(tree)]
-    if flatten:
-      return [_flat_spec(s) for s in shapes]
-    layouts = _layout.resolve_layouts(layout, tree)
-    return [_layout.field_spec(s, l) for s, l in zip(shapes, layouts)]
+  _check(sigma, stencil, layout, flatten, min_spatial_size, method)
+  kw = dict(sigma=sigma, stencil=stencil, layout=layout, flatten=flatten,
+            min_spatial_size=min_spatial_size, method=method)
 
   def init_fn(params):
-    specs(params)  # a layout that does not fit a leaf fails here
+    _leaf_specs(params, layout, flatten)  # a layout that does not fit fails
     _c2.resolve_c2(sigma, params, jnp.zeros([], jnp.int32))
     return ScaleByLaplacianSmoothingState(jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
     del params
-    leaves, treedef = jax.tree.flatten(updates)
-    sigmas = _c2.resolve_c2(sigma, updates, state.count)
-    out = list(leaves)
-    # Traced under optax.inject_hyperparams: then chosen per leaf at run
-    # time (as LAdam does).
-    min_size = _validation.concrete_value(min_spatial_size)
-    groups: dict[Any, list[int]] = {}
-    for i, (x, spec, s) in enumerate(zip(leaves, specs(updates), sigmas)):
-      # No field, or one on which L is zero (ladam_jax.laplacian: a 2-D
-      # side below 3, a line below 4): the solve would be the identity.
-      if (spec is None or spec.too_small or _validation.is_concrete_zero(s)
-          or (min_size is not None and math.prod(jnp.shape(x)) < min_size)):
-        continue
-      groups.setdefault((tuple(jnp.shape(x)), jnp.result_type(x), spec),
-                        []).append(i)
-    for (shape, _, spec), idx in groups.items():
-      solved = _solve_group([leaves[i] for i in idx], spec,
-                            [sigmas[i] for i in idx], stencil, method)
-      for i, u in zip(idx, solved):
-        out[i] = u if min_size is not None else jnp.where(
-            math.prod(shape) >= min_spatial_size, u, leaves[i])
-    return (treedef.unflatten(out),
+    return (smooth_tree(updates, state.count, **kw),
             ScaleByLaplacianSmoothingState(optax.safe_increment(state.count)))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_implicit_laplacian_adam(
+    sigma: Any = 1.0,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    stencil: str = "9point",
+    layout: Any = "flax",
+    flatten: bool = False,
+    min_spatial_size: int = 16,
+    method: str = "fft",
+) -> optax.GradientTransformation:
+  r"""Adam whose second moment is smoothed implicitly: LAdam's idea with
+  Osher et al.'s solve.
+
+  .. math::
+    \tilde v = \max\big((I - \sigma L)^{-1} \hat v,\ 0\big), \qquad
+    u = \hat m / (\sqrt{\tilde v} + \epsilon),
+
+  with :math:`\hat m, \hat v` Adam's bias-corrected moments. LAdam takes
+  one explicit step :math:`\hat v + c_2 L \hat v` instead, stable only for
+  :math:`c_2` below the stencil's bound and floored; the inverse of the
+  M-matrix :math:`I - \sigma L` has non-negative entries, so
+  :math:`\tilde v \ge 0` for every :math:`\sigma \ge 0` (the ``max``
+  only removes FFT rounding) and the mean of :math:`\hat v` over each field
+  is kept. With :func:`scale_by_laplacian_smoothing` (smooth the gradient)
+  and :func:`ladam_jax.scale_by_laplacian_adam` (smooth the variance
+  explicitly) the three can be compared on the same fields. The state is
+  ``optax.ScaleByAdamState``.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, ladam_jax
+    >>> opt = optax.chain(ladam_jax.scale_by_implicit_laplacian_adam(1.0),
+    ...                   optax.scale_by_learning_rate(1e-3))
+    >>> params = {'w': jnp.ones((8, 8))}
+    >>> updates, state = opt.update(params, opt.init(params), params)
+
+  Args:
+    sigma: the smoothing strength (see :func:`scale_by_laplacian_smoothing`).
+    b1: first-moment decay.
+    b2: second-moment decay.
+    eps: added to the denominator.
+    stencil: the 2-D stencil.
+    layout: the fields.
+    flatten: every leaf as one periodic line.
+    min_spatial_size: smaller leaves get Adam's step.
+    method: ``'fft'`` or ``'dft'`` (sharded leaves).
+
+  Returns:
+    An ``optax.GradientTransformation`` with Adam's state.
+  """
+  _check(sigma, stencil, layout, flatten, min_spatial_size, method)
+  _validation.check_adam_like(b1, b2, eps, None)
+  adam = optax.scale_by_adam(b1, b2, eps)
+  kw = dict(sigma=sigma, stencil=stencil, layout=layout, flatten=flatten,
+            min_spatial_size=min_spatial_size, method=method)
+
+  def init_fn(params):
+    _leaf_specs(params, layout, flatten)
+    _c2.resolve_c2(sigma, params, jnp.zeros([], jnp.int32))
+    return adam.init(params)
+
+  def update_fn(updates, state, params=None):
+    del params
+    mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+    count = optax.safe_increment(state.count)
+    m_hat = _numerics.bias_correction(mu, b1, count)
+    v_hat = _numerics.bias_correction(nu, b2, count)
+    v_smooth = smooth_tree(v_hat, state.count, **kw)
+    new = jax.tree.map(
+        lambda m, v: m / (jnp.sqrt(jnp.maximum(v, 0)) + eps), m_hat, v_smooth)
+    return new, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -273,12 +368,15 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
            b2: float = 0.999, eps: float = 1e-8, *, sigma: Any = 1.0,
            stencil: str = "9point", layout: Any = "flax",
            flatten: bool = False, min_spatial_size: int = 16,
-           method: str = "fft") -> optax.GradientTransformation:
+           method: str = "fft", target: str = "grad",
+           ) -> optax.GradientTransformation:
   r"""LS-Adam: Adam on Laplacian-smoothed gradients (Osher et al., 2018).
 
-  ``optax.chain(scale_by_laplacian_smoothing(sigma, ...),
-  optax.adam(learning_rate, b1, b2, eps))``: Adam's moments see
-  :math:`(I - \sigma L)^{-1} g` instead of :math:`g`.
+  ``target='grad'`` (default): ``optax.chain(scale_by_laplacian_smoothing(
+  sigma, ...), optax.adam(learning_rate, b1, b2, eps))``: Adam's moments see
+  :math:`(I - \sigma L)^{-1} g` instead of :math:`g`. ``target='nu'``:
+  :func:`scale_by_implicit_laplacian_adam` times ``-learning_rate``: the
+  gradient is left alone and Adam's second moment smoothed implicitly.
 
   Examples:
     >>> import jax.numpy as jnp, optax, ladam_jax
@@ -298,16 +396,21 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
     min_spatial_size: smaller leaves are not smoothed.
     method: ``'fft'`` or ``'dft'`` (sharded leaves; see
       :func:`scale_by_laplacian_smoothing`).
+    target: ``'grad'`` (smooth the gradient) or ``'nu'`` (smooth Adam's
+      second moment).
 
   Returns:
     The chained ``optax.GradientTransformation``.
   """
-  return optax.chain(
-      scale_by_laplacian_smoothing(sigma, stencil=stencil, layout=layout,
-                                   flatten=flatten,
-                                   min_spatial_size=min_spatial_size,
-                                   method=method),
-      optax.adam(learning_rate, b1, b2, eps))
+  _validation.check_choice("target", target, ("grad", "nu"))
+  kw = dict(stencil=stencil, layout=layout, flatten=flatten,
+            min_spatial_size=min_spatial_size, method=method)
+  if target == "nu":
+    return optax.chain(
+        scale_by_implicit_laplacian_adam(sigma, b1, b2, eps, **kw),
+        optax.scale_by_learning_rate(learning_rate))
+  return optax.chain(scale_by_laplacian_smoothing(sigma, **kw),
+                     optax.adam(learning_rate, b1, b2, eps))
 
 
 def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,

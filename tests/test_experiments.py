@@ -81,7 +81,7 @@ def test_optimizers_take_the_laplacian_impl(name):
   assert isinstance(opt.make(1e-3, 0.1, impl="shift", total_steps=10),
                     optax.GradientTransformation)
   if name in ("adam", "rmsprop", "adam-chi", "adam-copy", "adam-floor",
-              "lsadam"):
+              "lsadam", "lsadam-nu"):
     opt.make(1e-3, 0.1, impl="bogus", total_steps=10)
   else:
     with pytest.raises(ValueError, match="impl"):

@@ -167,3 +167,41 @@ def test_property_damps_every_mode_and_keeps_the_mean(shape, dtype, sigma,
   assert np.linalg.norm(u32) <= np.linalg.norm(g32) * (1 + tol) + tol
   np.testing.assert_allclose(u32.sum(), g32.sum(),
                              atol=tol * (1 + np.abs(g32).sum()))
+
+
+def test_implicit_variance_adam():
+  """target='nu': Adam's v̂ through the solve, v̂ ≥ 0 kept; sigma = 0 is
+  Adam exactly; the step differs from Adam's only where v̂ varies."""
+  params = {"w": jnp.zeros((8, 8)), "b": jnp.zeros(4)}
+  rng = np.random.default_rng(5)
+  grads = [{"w": jnp.asarray(rng.normal(size=(8, 8)), jnp.float32),
+            "b": jnp.asarray(rng.normal(size=4), jnp.float32)}
+           for _ in range(3)]
+  adam = optax.adam(1e-2)
+  zero = ladam_jax.lsadam(1e-2, sigma=0.0, target="nu")
+  sa, sz = adam.init(params), zero.init(params)
+  for g in grads:
+    ua, sa = adam.update(g, sa)
+    uz, sz = zero.update(g, sz)
+    # (bias correction in double precision here, float32 in optax)
+    np.testing.assert_allclose(uz["w"], ua["w"], rtol=1e-4)
+  tx = ladam_jax.scale_by_implicit_laplacian_adam(2.0)
+  state = tx.init(params)
+  for g in grads:
+    u, state = jax.jit(tx.update)(g, state)
+  assert isinstance(state, optax.ScaleByAdamState)
+  # By hand: v̂ smoothed by the plain transform, then Adam's division.
+  v_hat = jax.tree.map(lambda v: v / (1 - 0.999 ** 3), state.nu)
+  m_hat = jax.tree.map(lambda m: m / (1 - 0.9 ** 3), state.mu)
+  smooth = ladam_jax.scale_by_laplacian_smoothing(2.0)
+  v_s, _ = smooth.update(v_hat, smooth.init(v_hat))
+  want = m_hat["w"] / (jnp.sqrt(jnp.maximum(v_s["w"], 0)) + 1e-8)
+  np.testing.assert_allclose(u["w"], want, rtol=1e-4)
+  np.testing.assert_allclose(u["b"], m_hat["b"] / (jnp.sqrt(v_hat["b"])
+                                                   + 1e-8), rtol=1e-4)
+  # A huge sigma: v̂ flattened to its mean, never negative, never NaN.
+  big = ladam_jax.scale_by_implicit_laplacian_adam(1e6)
+  u, _ = big.update(grads[0], big.init(params))
+  assert np.all(np.isfinite(u["w"]))
+  with pytest.raises(ValueError, match="target"):
+    ladam_jax.lsadam(1e-3, target="v")

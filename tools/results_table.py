@@ -56,7 +56,8 @@ TUNE = os.path.join(ROOT, "benchmarks", "ladam-bench", "tune")
 # The tuning table's comparisons: (candidate, baseline).
 TUNE_PAIRS = (("ladam", "adam"), ("ladam-floor0", "adam"),
               ("adam-eps", "adam"), ("ladam", "adam-eps"),
-              ("ladam-floor0", "adam-eps"))
+              ("ladam-floor0", "adam-eps"), ("lsadam", "adam"),
+              ("lsadam-nu", "adam"), ("ladam", "lsadam"))
 # The controls table: (candidate, baseline, column title). Oriented as
 # "what the Laplacian adds": the LAdam run against each control.
 CONTROL_PAIRS = (

@@ -285,7 +285,8 @@ ten times the task's (the same lr points for every optimizer), c2 from 1e-6
 to 0.1 for LAdam, eps from 1e-10 to 1e-2 for adam-eps (Adam whose eps gets
 the budget LAdam's c2 gets: its control), sigma from 0.01 to 100 for lsadam
 (Adam on gradients smoothed by (I - sigma L)^-1, Osher et al.: smoothing the
-gradient instead of the variance). Every trial trains on
+gradient instead of the variance) and lsadam-nu (Adam's variance smoothed
+by that solve). Every trial trains on
 --tune-seeds random seeds (BASE+{_tune.TUNE_SEED_OFFSET}, ...); the trial
 with the best mean final metric (a trial that diverged on any is worst) is
 re-run on the held-out random seeds (BASE, ..., those of the other tables)

@@ -105,6 +105,10 @@ OPTIMIZERS = {o.name: o for o in (
                    f"{LSADAM_SIGMA:g})",
                    lambda lr, c2, impl=None, **_: ladam_jax.lsadam(
                        lr, sigma=LSADAM_SIGMA), "adam"),
+    BenchOptimizer("lsadam-nu", f"Adam, v̂ smoothed implicitly (sigma "
+                   f"{LSADAM_SIGMA:g})",
+                   lambda lr, c2, impl=None, **_: ladam_jax.lsadam(
+                       lr, sigma=LSADAM_SIGMA, target="nu"), "adam"),
     BenchOptimizer("rmsprop", "RMSProp (optax.rmsprop)",
                    lambda lr, c2, impl=None, **_: optax.rmsprop(
                        lr, decay=0.99, eps_in_sqrt=False)),

@@ -105,6 +105,11 @@ def _lsadam(learning_rate, sigma):
   return _smoothing.lsadam(learning_rate, sigma=sigma)
 
 
+def _lsadam_nu(learning_rate, sigma):
+  """Adam with v̂ smoothed implicitly; lr and sigma injectable."""
+  return _smoothing.lsadam(learning_rate, sigma=sigma, target="nu")
+
+
 TUNABLE = {o.name: o for o in (
     TuneOptimizer("adam", "Adam (lr tuned)", lambda impl: optax.adam, (LR,)),
     TuneOptimizer("adam-eps", "Adam (lr and eps tuned; control)",
@@ -115,17 +120,19 @@ TUNABLE = {o.name: o for o in (
                   _ladam(False), (LR, C2)),
     TuneOptimizer("lsadam", "LS-Adam, gradient smoothed (lr and sigma tuned)",
                   lambda impl: _lsadam, (LR, SIGMA)),
+    TuneOptimizer("lsadam-nu", "Adam, v̂ smoothed implicitly (lr and sigma "
+                  "tuned)", lambda impl: _lsadam_nu, (LR, SIGMA)),
 )}
 DEFAULT_TUNE_OPTIMIZERS = ("adam", "adam-eps", "ladam", "ladam-floor0",
-                           "lsadam")
+                           "lsadam", "lsadam-nu")
 # (candidate, baseline): every tuned optimizer against tuned Adam, and the
 # Laplacian optimizers against Adam whose eps had the same budget.
 # LS-Adam answers the reference's FAQ: smooth the variance (LAdam) or the
 # gradient (Osher et al.)?
 COMPARISONS = (("adam-eps", "adam"), ("ladam", "adam"), ("ladam-floor0", "adam"),
                ("ladam", "adam-eps"), ("ladam-floor0", "adam-eps"),
-               ("lsadam", "adam"), ("ladam", "lsadam"),
-               ("ladam-floor0", "lsadam"))
+               ("lsadam", "adam"), ("lsadam-nu", "adam"), ("ladam", "lsadam"),
+               ("ladam-floor0", "lsadam"), ("lsadam-nu", "ladam-floor0"))
 
 
 def search_points(dims: Sequence[Dim], budget: int, task_lr: float,
