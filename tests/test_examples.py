@@ -56,3 +56,13 @@ def test_api_reference_lists_every_public_name():
   documented = re.findall(r"^\.\. auto(?:function|class):: (\w+)", text,
                           re.M)
   assert sorted(documented) == sorted(ladam_jax.__all__)
+  # The normalization layers (docs/nn.rst): linen then nnx.
+  pytest.importorskip("flax")
+  from ladam_jax import nn as lnn  # pylint: disable=g-import-not-at-top
+  from ladam_jax.nn import nnx as lnnx  # pylint: disable=g-import-not-at-top
+  text = (pathlib.Path(__file__).resolve().parents[1] / "docs" /
+          "nn.rst").read_text()
+  linen_part, nnx_part = text.split("\nnnx\n")
+  for part, module in ((linen_part, lnn), (nnx_part, lnnx)):
+    assert sorted(re.findall(r"^\.\. autoclass:: (\w+)", part, re.M)) == \
+        sorted(module.__all__)

@@ -6,8 +6,9 @@ not need them)::
     python -m venv /tmp/tvenv
     /tmp/tvenv/bin/pip install torch==2.13.0 numpy
     /tmp/tvenv/bin/pip install --no-deps ladam==0.4.1
-    /tmp/tvenv/bin/python tools/make_golden.py      # -> tests/golden/reference.npz
-                                                    #    and tests/golden/reorder.npz
+    /tmp/tvenv/bin/python tools/make_golden.py      # -> tests/golden/reference.npz,
+                                                    #    reorder.npz, normalization.npz
+    /tmp/tvenv/bin/python tools/make_golden.py --normalization-only
 
 Every configuration steps the same parameters with the same gradient sequence
 (stored once, float32 values) for ``STEPS`` steps, in float64 and in float32,
@@ -154,8 +155,76 @@ def main_reorder():
   print(f"wrote {os.path.normpath(path)}", file=sys.stderr)
 
 
+# The normalization layers' cases: (layer, constructor kwargs, input shape in
+# PyTorch's layout). Parameters are perturbed from their initial values so
+# that every one of them matters in the gradients.
+NORM_CASES = {
+    "wavenorm_2d": ("WaveNorm", {"num_features": 6}, (5, 6)),
+    "wavenorm_4d": ("WaveNorm", {"num_features": 4, "n_steps": 4,
+                                 "dt": 0.2, "c": 0.7, "chi": 1.3},
+                    (2, 4, 3, 5)),
+    "damped_2d": ("WaveNormDamped", {"num_features": 6, "init_damping": 0.3},
+                  (5, 6)),
+    "damped_4d": ("WaveNormDamped", {"num_features": 4, "n_steps": 2},
+                  (2, 4, 3, 5)),
+    "chinorm_2d": ("ChiNorm", {"num_features": 6, "g_init": 0.2, "tau": 0.3},
+                   (5, 6)),
+    "chinorm_4d": ("ChiNorm", {"num_features": 4}, (2, 4, 3, 5)),
+}
+NORM_TRAIN_STEPS = 3  # ChiNorm: training batches before the eval pass
+
+
+def main_normalization():
+  """Forward passes and gradients of WaveNorm, WaveNormDamped and ChiNorm
+  (float64, PyTorch layout), ChiNorm in train and eval mode after a few
+  training batches (its running energy at every step)."""
+  from ladam import normalization  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(SEED + 2)
+  out = {}
+  for name, (layer, kwargs, shape) in NORM_CASES.items():
+    module = getattr(normalization, layer)(**kwargs).double()
+    with torch.no_grad():
+      for p in module.parameters():
+        p.add_(torch.tensor(0.1 * rng.standard_normal(tuple(p.shape))))
+    for pname, p in module.named_parameters():
+      out[f"{name}/params/{pname}"] = p.detach().numpy().copy()
+    xs = [rng.standard_normal(shape) * (1 + 0.5 * i)
+          for i in range(NORM_TRAIN_STEPS if layer == "ChiNorm" else 1)]
+    modes = ["train"] + (["eval"] if layer == "ChiNorm" else [])
+    for mode in modes:
+      for i, x_np in enumerate(xs if mode == "train" else xs[-1:]):
+        module.train(mode == "train")
+        x = torch.tensor(x_np, requires_grad=True)
+        y = module(x)
+        # A fixed weighting, so that every output entry enters the gradient.
+        w = torch.tensor(np.cos(np.arange(y.numel())).reshape(y.shape))
+        (y * w).sum().backward()
+        tag = f"{name}/{mode}/{i}"
+        out[f"{tag}/x"] = x_np
+        out[f"{tag}/y"] = y.detach().numpy()
+        out[f"{tag}/grad_x"] = x.grad.numpy()
+        for pname, p in module.named_parameters():
+          out[f"{tag}/grad/{pname}"] = p.grad.numpy().copy()
+          p.grad = None
+        for bname, b in module.named_buffers():
+          out[f"{tag}/buffer/{bname}"] = b.numpy().copy()
+  out["meta"] = np.array(json.dumps({
+      "cases": {k: [l, kw, list(s)] for k, (l, kw, s) in NORM_CASES.items()},
+      "train_steps": NORM_TRAIN_STEPS, "torch": torch.__version__,
+      "loss": "sum(y * cos(arange(y.size)).reshape(y.shape))"}))
+  path = os.path.join(os.path.dirname(__file__), "..", "tests", "golden",
+                      "normalization.npz")
+  np.savez_compressed(path, **out)
+  print(f"wrote {os.path.normpath(path)} "
+        f"({os.path.getsize(path) / 1024:.0f} KiB)", file=sys.stderr)
+
+
 if __name__ == "__main__":
   torch.manual_seed(0)
+  if "--normalization-only" in sys.argv:
+    main_normalization()
+    sys.exit(0)
   if "--reorder-only" not in sys.argv:
     main()
   main_reorder()
+  main_normalization()
