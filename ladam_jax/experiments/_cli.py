@@ -40,6 +40,7 @@ import jax
 
 from ladam_jax import _laplacian
 from ladam_jax.experiments import _diagnose
+from ladam_jax.experiments import _nets
 from ladam_jax.experiments import _optimizers
 from ladam_jax.experiments import _report
 from ladam_jax.experiments import _sweep
@@ -147,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
                  f"added (default {','.join(_optimizers.DEFAULT_OPTIMIZERS)} "
                  "or the task's own, below; for c2-sweep "
                  f"{SWEEP_OPTIMIZERS})")
+  p.add_argument("--variants",
+                 help="for tasks with model variants (wavenorm-regression: "
+                 "batchnorm, wavenorm, wavenorm-damped, layernorm, chinorm, "
+                 "none): the comma-separated ones to run, the first the "
+                 "baseline of the others (default: the task's)")
   p.add_argument("--sweep-task", default="cnn-denoise",
                  choices=list(_tasks.TASKS),
                  help="the task c2-sweep runs (default cnn-denoise)")
@@ -208,6 +214,30 @@ class Run:
   c2: float
   seed_offset: int = 0
   diagnostics: object = None
+  # Size options of this run (a model variant: {'variant': name}).
+  options: tuple = ()
+
+
+def _run_size(size, run: Run):
+  return (dataclasses.replace(size, options=dict(size.options, **dict(
+      run.options))) if run.options else size)
+
+
+def _variant_runs(task, runs: list[Run], variants) -> list[Run]:
+  """Every optimizer run once per model variant: named 'VARIANT:OPTIMIZER',
+  paired with the first variant under the same optimizer, and (first
+  variant only) with the optimizer's baseline."""
+  del task
+  base = variants[0]
+  out = []
+  for variant in variants:
+    for r in runs:
+      baseline = (f"{base}:{r.name}" if variant != base else
+                  f"{base}:{r.baseline}" if r.baseline else None)
+      out.append(dataclasses.replace(
+          r, name=f"{variant}:{r.name}", baseline=baseline,
+          label=f"{variant}, {r.label}", options=(("variant", variant),)))
+  return out
 
 
 def _runs(task, args, parser) -> list[Run]:
@@ -235,10 +265,23 @@ def _runs(task, args, parser) -> list[Run]:
     parser.error("--c2 takes one value for this task (a grid only for "
                  "c2-sweep)")
   c2 = task.c2 if args.c2 is None else args.c2[0]
-  return [Run(n, _optimizers.OPTIMIZERS[n].baseline,
+  runs = [Run(n, _optimizers.OPTIMIZERS[n].baseline,
               _optimizers.OPTIMIZERS[n].label, _optimizers.OPTIMIZERS[n].make,
               lr, c2, _optimizers.OPTIMIZERS[n].seed_offset,
               _optimizers.OPTIMIZERS[n].diagnostics) for n in names]
+  if args.variants and not task.variants:
+    parser.error(f"--variants: {task.name} has no model variants")
+  if not task.variants:
+    return runs
+  variants = task.variants
+  if args.variants:
+    variants = tuple(dict.fromkeys(
+        v.strip() for v in args.variants.split(",") if v.strip()))
+    bad = [v for v in variants if v not in _nets.NORMS]
+    if bad or not variants:
+      parser.error(f"--variants: unknown {bad or variants!r}; choose from "
+                   f"{_nets.NORMS}")
+  return _variant_runs(task, runs, variants)
 
 
 def _check_out(out: str, parser) -> None:
@@ -453,22 +496,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   bar = _progress_bar(total, args.quiet)
   results, baselines, labels, settings = [], {}, {}, {}
   t0 = time.perf_counter()
-  prepared = _train.prepare(task, size, args.base_seed)
+  prepared_by = {}
+
+  def prepare(run):
+    """The set-up of ``run``'s random seeds and size options (cached)."""
+    key = (run.seed_offset, run.options)
+    if key not in prepared_by:
+      prepared_by[key] = _train.prepare(
+          task, _run_size(size, run), args.base_seed + run.seed_offset)
+    return prepared_by[key]
+
+  prepared = prepare(runs[0])
   diagnostics, fields = {}, {}
   for run in runs:
     if bar is not None:
       bar.set_description(run.name)
     diagnose = leaves = None
     if args.diagnostics and run.diagnostics is not None:
-      leaves = _diagnose.pick_leaves(
-          jax.tree.map(lambda x: x[0], prepared.params), run.c2)
+      one = jax.tree.map(lambda x: x[0], prepare(run).params)
+      leaves = _diagnose.pick_leaves(one["params"] if task.stateful else one,
+                                     run.c2)
       diagnose = _diagnose.make_diagnose(run.diagnostics(run.c2, args.impl),
                                          leaves)
     results.append(_train.train_seeds(
-        task, size, txs[run.name], name=run.name,
-        seed_batching=args.seed_batching,
-        prepared=(prepared if run.seed_offset == 0 else _train.prepare(
-            task, size, args.base_seed + run.seed_offset)),
+        task, _run_size(size, run), txs[run.name], name=run.name,
+        seed_batching=args.seed_batching, prepared=prepare(run),
         progress=bar.update if bar is not None else None,
         eval_steps=sweep_steps, diagnose=diagnose))
     if diagnose is not None:

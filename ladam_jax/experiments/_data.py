@@ -55,6 +55,20 @@ def digits_arrays():
 
 
 @functools.lru_cache(maxsize=1)
+def diabetes_arrays():
+  """scikit-learn's bundled diabetes regression data: 442 × 10 features and
+  the disease-progression target (NumPy, float32; see digits_arrays)."""
+  try:
+    from sklearn.datasets import load_diabetes  # pylint: disable=import-outside-toplevel
+  except ImportError as e:  # pragma: no cover
+    raise ImportError(
+        "wavenorm-regression needs scikit-learn (its bundled diabetes data "
+        "set): pip install 'ladam-jax[examples]'") from e
+  data = load_diabetes()
+  return data.data.astype(np.float32), data.target.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
 def mnist1d_arrays():
   """MNIST-1D (Greydanus 2020), generated offline by its ``make_dataset``.
 

@@ -64,6 +64,14 @@ class Task:
   # Run once per random seed after ``setup``, outside jit (NumPy work such as
   # neuron reordering): ``post_setup(params, data, size) -> params``.
   post_setup: Optional[Callable[[Any, Any, Size], Any]] = None
+  # Stateful models (BatchNorm, ChiNorm): ``setup`` returns Flax variables
+  # {'params': ..., other collections}; ``loss(variables, data, idx, size)``
+  # returns (loss, {collection: new value}); only 'params' is optimized.
+  stateful: bool = False
+  # Model variants compared beside the optimizers (e.g. normalization
+  # layers): ``size.options['variant']`` picks one; the first is the
+  # baseline of the others, optimizer by optimizer.
+  variants: tuple = ()
 
 
 def stream_key(seed, stream: int) -> jax.Array:

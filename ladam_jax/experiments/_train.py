@@ -140,13 +140,21 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
   prepared = prepared or prepare(task, size, base_seed)
   params, data, batch_keys = prepared.params, prepared.data, prepared.batch_keys
   if hyperparams:  # checked on shapes only, before anything is compiled
+    one = jax.tree.map(lambda x: x[0], params)
     _set_hyperparams(jax.eval_shape(
-        tx.init, jax.tree.map(lambda x: x[0], params)),
+        tx.init, one["params"] if task.stateful else one),
                      {n: 0.0 for n in hyperparams})
   loss_and_grad = jax.value_and_grad(task.loss)
 
   def step(p, s, d, key, i):
     idx = _tasks.batch_indices(task, size, key, i)
+    if task.stateful:  # p: Flax variables; only p['params'] is optimized
+      (loss, new_state), grads = jax.value_and_grad(
+          lambda q: task.loss({**p, "params": q}, d, idx, size),
+          has_aux=True)(p["params"])
+      updates, s = tx.update(grads, s, p["params"])
+      return ({**p, **new_state,
+               "params": optax.apply_updates(p["params"], updates)}, s, loss)
     loss, grads = loss_and_grad(p, d, idx, size)
     updates, s = tx.update(grads, s, p)
     return optax.apply_updates(p, updates), s, loss
@@ -155,7 +163,7 @@ def train_seeds(task: _tasks.Task, size: _tasks.Size,
     metrics = task.evaluate(p, d, size)
     return jnp.stack([metrics[m] for m in task.metrics], -1)
 
-  init = tx.init
+  init = (lambda p: tx.init(p["params"])) if task.stateful else tx.init
   if seed_batching == "vmap":
     step = jax.vmap(step, in_axes=(0, 0, 0, 0, None))
     evaluate, init = jax.vmap(evaluate), jax.vmap(init)
