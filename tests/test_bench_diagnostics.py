@@ -1,7 +1,5 @@
 """ladam-bench --diagnostics: smoothing statistics over training, heatmaps."""
 
-import json
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,6 +9,8 @@ pytest.importorskip("scipy")
 
 from ladam_jax.experiments import _cli  # noqa: E402
 from ladam_jax.experiments import _diagnose  # noqa: E402
+
+__all__ = ["check_diagnostics_run"]
 
 
 def test_pick_leaves_and_the_fields_drawn():
@@ -32,12 +32,10 @@ def test_pick_leaves_and_the_fields_drawn():
   assert _diagnose.steps_to_draw([0, 5]) == [5]
 
 
-def test_diagnostics_run_end_to_end(tmp_path):
-  out = str(tmp_path)
-  assert _cli.main(["resnet-chi-anneal", "--tiny", "--optimizers",
-                    "adam,ladam", "--diagnostics", "--out", out,
-                    "--quiet"]) == 0
-  rec = json.loads((tmp_path / "resnet-chi-anneal.json").read_text())
+def check_diagnostics_run(tmp_path, rec):
+  """What ``ladam-bench resnet-chi-anneal --tiny --optimizers ladam
+  --diagnostics`` wrote (run by test_experiments'
+  test_every_task_end_to_end, which trains it anyway)."""
   diag = rec["diagnostics"]
   assert set(diag) == {"ladam"}  # Adam has nothing to diagnose
   d = diag["ladam"]

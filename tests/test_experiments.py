@@ -157,16 +157,22 @@ def test_every_task_end_to_end(task, tmp_path, capsys):
   variants = t.variants[0] + ",chinorm" if t.variants else None
   names = ([f"{v}:adam" for v in variants.split(",")] if variants
            else ["adam", "ladam"])
+  # Plots and --diagnostics (tests/test_bench_diagnostics.py) on the task
+  # with conv and dense kernels; the others skip the plot to save time.
+  extra = (["--diagnostics"] if task == "resnet-chi-anneal" else
+           ["--no-plot"] if task != "cnn-denoise" else [])
   rc = _cli.main([task, "--tiny", "--optimizers",
                   "adam" if variants else "ladam", "--out", str(tmp_path),
-                  "--quiet"] + (["--variants", variants] if variants else []))
+                  "--quiet"] + (["--variants", variants] if variants else [])
+                 + extra)
   assert rc == 0
   text = (tmp_path / f"{task}.md").read_text()
   rows = [l for l in text.splitlines() if l.startswith("| ")]
   assert len(rows) == 3  # header + two runs
   first = "batchnorm, Adam (optax.adam)" if variants else "Adam (optax.adam)"
   assert rows[1].startswith(f"| {first} |") and "nan" not in text
-  assert os.path.getsize(tmp_path / f"{task}.png") > 1000
+  if "--no-plot" not in extra:
+    assert os.path.getsize(tmp_path / f"{task}.png") > 1000
   assert "Wilcoxon" in capsys.readouterr().out
   record = json.loads((tmp_path / f"{task}.json").read_text())
   assert record["task"] == task and record["metric"] == t.metric
@@ -181,6 +187,9 @@ def test_every_task_end_to_end(task, tmp_path, capsys):
   # The JSON's finals are the table's: the baseline's mean is in row 1.
   mean = np.mean(record["results"][names[0]])
   assert f"{mean:.4g}" in rows[1]
+  if "--diagnostics" in extra:
+    from test_bench_diagnostics import check_diagnostics_run  # pylint: disable=g-import-not-at-top
+    check_diagnostics_run(tmp_path, record)
 
 
 def test_list_prints_every_task(capsys):

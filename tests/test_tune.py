@@ -118,7 +118,8 @@ def test_tune_cli_end_to_end_and_summary(tmp_path, capsys):
   out = str(tmp_path)
   assert _cli.main(["tune", "cnn-denoise", "--tiny", "--budget", "3",
                     "--optimizers", "adam,adam-eps,ladam", "--out", out,
-                    "--quiet", "--no-plot"]) == 0
+                    "--quiet"]) == 0
+  assert (tmp_path / "tune-cnn-denoise.png").exists()
   rec = json.loads((tmp_path / "tune-cnn-denoise.json").read_text())
   assert rec["budget"] == 3 and set(rec["optimizers"]) == {
       "adam", "adam-eps", "ladam"}
