@@ -368,8 +368,9 @@ class TuneReport:
       ax3.hlines(np.nanmean(rel), i - 0.3, i + 0.3, colors="k")
     ax3.axhline(0.0, color="grey", lw=0.8, ls="--")
     ax3.set_xticks(range(len(comps)))
-    ax3.set_xticklabels([f"{c['candidate']}\nvs {c['baseline']}"
-                         for c in comps], fontsize=7)
+    ax3.set_xticklabels([f"{c['candidate']} vs {c['baseline']}"
+                         for c in comps], fontsize=7, rotation=35,
+                        ha="right")
     ax3.set_ylabel("held-out paired change (% of baseline)")
     ax3.set_title("held out, per random seed, tuned vs tuned ("
                   + ("higher" if r["higher_is_better"] else "lower")
