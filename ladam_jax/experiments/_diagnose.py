@@ -21,6 +21,7 @@ import numpy as np
 import ladam_jax
 from ladam_jax import _coupling
 from ladam_jax import _layout
+from ladam_jax.experiments import _report
 
 __all__ = ["pick_leaves", "make_diagnose", "summarize_run", "field_2d",
            "save_fields", "plot_fields", "steps_to_draw", "STATS"]
@@ -103,11 +104,8 @@ def save_fields(path: str, fields: dict) -> None:
 def plot_fields(path: str, fields: dict, title: str) -> bool:
   """Heatmaps of log10(step ratio LAdam / Adam): a row per (run, kernel),
   a column per step. False (nothing written) without matplotlib."""
-  try:
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  except ImportError:
+  plt = _report.pyplot()
+  if plt is None:
     return False
   rows = sorted({(r, k, p) for r, k, p, _ in fields})
   steps = sorted({s for *_, s in fields})

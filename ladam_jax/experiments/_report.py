@@ -18,7 +18,8 @@ from ladam_jax.experiments import _stats
 from ladam_jax.experiments import _tasks
 from ladam_jax.experiments._train import RunResult
 
-__all__ = ["Report", "plot", "versions", "paired_finite"]
+__all__ = ["Report", "plot", "versions", "paired_finite", "write_files",
+           "pyplot"]
 
 
 def _fmt(x: float) -> str:
@@ -262,14 +263,31 @@ class Report:
     }
 
   def write(self, out: str) -> tuple[str, str]:
-    os.makedirs(out, exist_ok=True)
-    md, js = (os.path.join(out, f"{self.stem}.{ext}") for ext in ("md", "json"))
-    with open(md, "w", encoding="utf-8") as f:
-      f.write(self.markdown())
-    with open(js, "w", encoding="utf-8") as f:
-      json.dump(self.record(), f, indent=1)
-      f.write("\n")
-    return md, js
+    return write_files(out, self.stem, self.markdown(), self.record())
+
+
+def write_files(out: str, stem: str, markdown: str,
+                record: dict) -> tuple[str, str]:
+  """``out/stem.md`` and ``out/stem.json``; returns their paths."""
+  os.makedirs(out, exist_ok=True)
+  md, js = (os.path.join(out, f"{stem}.{ext}") for ext in ("md", "json"))
+  with open(md, "w", encoding="utf-8") as f:
+    f.write(markdown)
+  with open(js, "w", encoding="utf-8") as f:
+    json.dump(record, f, indent=1)
+    f.write("\n")
+  return md, js
+
+
+def pyplot():
+  """``matplotlib.pyplot`` on the Agg backend, or None if not installed."""
+  try:
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  return plt
 
 
 def plot(path: str, report: Report) -> bool:

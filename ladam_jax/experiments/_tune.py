@@ -23,7 +23,6 @@ performance profile (Dolan and Moré, 2002) and Holm-corrected p-values.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import textwrap
@@ -312,18 +311,11 @@ class TuneReport:
     return "\n".join(lines) + "\n"
 
   def write(self, out: str) -> tuple[str, str]:
-    os.makedirs(out, exist_ok=True)
-    md, js = (os.path.join(out, f"{self.stem}.{e}") for e in ("md", "json"))
-    with open(md, "w", encoding="utf-8") as f:
-      f.write(self.markdown())
-    with open(js, "w", encoding="utf-8") as f:
-      json.dump(self.record, f, indent=1)
-      f.write("\n")
-    return md, js
+    return _report.write_files(out, self.stem, self.markdown(), self.record)
 
   def plot(self, path: str) -> bool:
     """Learning-rate sensitivity, the second hyperparameter, held out."""
-    plt = _pyplot()
+    plt = _report.pyplot()
     if plt is None:
       return False
     r = self.record
@@ -379,16 +371,6 @@ class TuneReport:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
-
-
-def _pyplot():
-  try:
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    return None
-  return plt
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -497,15 +479,10 @@ def summarize(records: Sequence[dict], out: str,
   for j, n in enumerate(names):
     lines.append(f"| {n} | " + " | ".join(
         f"{profile[j, i]:.2f}" for i in at.values()) + " |")
-  os.makedirs(out, exist_ok=True)
-  md, js = (os.path.join(out, f"tune-summary.{e}") for e in ("md", "json"))
-  with open(md, "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + "\n")
-  with open(js, "w", encoding="utf-8") as f:
-    json.dump(summary, f, indent=1)
-    f.write("\n")
+  md, js = _report.write_files(out, "tune-summary", "\n".join(lines) + "\n",
+                               summary)
   png = None
-  plt = _pyplot() if plot else None
+  plt = _report.pyplot() if plot else None
   if plt is not None:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for j, n in enumerate(names):
