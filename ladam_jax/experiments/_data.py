@@ -36,6 +36,17 @@ def sinusoid_signals(key, n, length, noise):
   return noisy[..., None], clean[..., None]
 
 
+def _sklearn_dataset(loader: str, needed_by: str):
+  """``sklearn.datasets.<loader>()``, or an ImportError saying who needs it."""
+  try:
+    from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  except ImportError as e:  # pragma: no cover
+    raise ImportError(
+        f"{needed_by} need(s) scikit-learn (its bundled data set): "
+        "pip install 'ladam-jax[examples]'") from e
+  return getattr(datasets, loader)()
+
+
 @functools.lru_cache(maxsize=1)
 def digits_arrays():
   """scikit-learn's bundled 8×8 digits: images in [0, 1] and labels (NumPy).
@@ -43,13 +54,7 @@ def digits_arrays():
   NumPy, not JAX arrays: the result is cached, and the tasks call this
   inside ``jit`` (a cached JAX array made there would be a leaked tracer).
   """
-  try:
-    from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
-  except ImportError as e:  # pragma: no cover
-    raise ImportError(
-        "the digits tasks need scikit-learn (its bundled digits data set): "
-        "pip install 'ladam-jax[examples]'") from e
-  digits = load_digits()
+  digits = _sklearn_dataset("load_digits", "the digits tasks")
   return ((digits.images / 16.0).astype(np.float32),
           digits.target.astype(np.int32))
 
@@ -58,13 +63,7 @@ def digits_arrays():
 def diabetes_arrays():
   """scikit-learn's bundled diabetes regression data: 442 × 10 features and
   the disease-progression target (NumPy, float32; see digits_arrays)."""
-  try:
-    from sklearn.datasets import load_diabetes  # pylint: disable=import-outside-toplevel
-  except ImportError as e:  # pragma: no cover
-    raise ImportError(
-        "wavenorm-regression needs scikit-learn (its bundled diabetes data "
-        "set): pip install 'ladam-jax[examples]'") from e
-  data = load_diabetes()
+  data = _sklearn_dataset("load_diabetes", "wavenorm-regression")
   return data.data.astype(np.float32), data.target.astype(np.float32)
 
 
