@@ -137,7 +137,8 @@ def _values(record, name, step=None):
 
 
 def paired_cell(record, name, base="adam", step=None):
-  """'mean, ±x.xx %, wins a/n, p = …' of ``name`` against ``base``.
+  """'mean, ±x.xx %, wins a/n, p = …' of ``name`` against ``base`` ('—'
+  where the record lacks either).
 
   The statistics are ladam-bench's own (``_report.paired_finite``: over the
   random seeds where both are finite; win = better by > 0.1 %; two-sided
@@ -359,8 +360,7 @@ def variants_section() -> str:
     record = _load(DEFAULT, task)
     if record is None:
       continue
-    cells = [paired_cell(record, c, b) if c in record["results"] else "—"
-             for c, b in VARIANTS]
+    cells = [paired_cell(record, c, b) for c, b in VARIANTS]
     lines.append(f"| `{task}` ({len(record['seeds'])}) | "
                  + " | ".join(cells) + " |")
   lines.append(VEND)
@@ -380,8 +380,7 @@ def controls_section() -> str:
       record = _load(folder, task)
       if record is None:
         continue
-      cells = [paired_cell(record, c, b) if c in record["results"] and
-               b in record["results"] else "—" for c, b, _ in CONTROL_PAIRS]
+      cells = [paired_cell(record, c, b) for c, b, _ in CONTROL_PAIRS]
       lines.append(f"| `{task}` {size}, {len(record['seeds'])} random seeds "
                    "| " + " | ".join(cells) + " |")
   lines.append(CEND)
@@ -445,8 +444,7 @@ def smoothing_section() -> str:
     if record is None:
       continue
     found = True
-    cells = [paired_cell(record, c, b) if c in record["results"] and
-             b in record["results"] else "—" for c, b in SMOOTHING_PAIRS]
+    cells = [paired_cell(record, c, b) for c, b in SMOOTHING_PAIRS]
     lines.append(f"| `{task}`, {record['metric']} ({len(record['seeds'])}) | "
                  f"{_mean_std(record, 'adam')} | " + " | ".join(cells) + " |")
   if not found:

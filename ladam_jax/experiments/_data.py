@@ -37,12 +37,12 @@ def sinusoid_signals(key, n, length, noise):
 
 
 def _sklearn_dataset(loader: str, needed_by: str):
-  """``sklearn.datasets.<loader>()``, or an ImportError saying who needs it."""
+  """``sklearn.datasets.<loader>()``, or an ImportError naming what needs it."""
   try:
     from sklearn import datasets  # pylint: disable=import-outside-toplevel
   except ImportError as e:  # pragma: no cover
     raise ImportError(
-        f"{needed_by} need(s) scikit-learn (its bundled data set): "
+        f"scikit-learn is needed for {needed_by} (its bundled data set): "
         "pip install 'ladam-jax[examples]'") from e
   return getattr(datasets, loader)()
 
