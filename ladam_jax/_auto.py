@@ -1,4 +1,4 @@
-"""Per-leaf c2 from a Flax model's parameter tree (port of ``ladam/auto.py``).
+"""Per-leaf c2 from a model's parameter tree (port of ``ladam/auto.py``).
 
 The reference classifies each PyTorch parameter by its module type and name
 into attention, conv, linear, norm, embedding, bias or other, and recommends
@@ -18,6 +18,18 @@ the leaf's key path (linen ``params/Conv_0/kernel``, nnx
 4. ``ndim <= 1`` → ``bias``;
 5. a key containing ``conv``, or ``ndim >= 3`` → ``conv``;
 6. ``ndim == 2`` → ``linear``; else ``other``.
+
+A leaf named ``bias`` is ``bias`` whatever its shape (an Equinox conv bias
+is ``(out, 1, 1)``).
+
+Equinox models carry their layer types, so their leaves are classified as
+the reference classifies the PyTorch layers they mirror (what the
+reference's ``auto.py`` reads from ``isinstance``): a leaf of an
+``eqx.nn.MultiheadAttention`` → ``attention``; ``Conv*``/``ConvTranspose*``
+weight → ``conv``; ``Linear`` weight → ``linear``; ``Embedding`` →
+``embedding``; ``LayerNorm``/``GroupNorm``/``RMSNorm``/``BatchNorm`` →
+``norm``; any ``bias`` → ``bias``; other leaves by the path rules above
+(Equinox paths read ``layers/0/weight``).
 
 Deviation: the reference files 1-D norm scales under ``bias`` (it tests
 ``ndim <= 1`` first); here they are ``norm``. Both get c2 = 0.
@@ -94,7 +106,7 @@ def classify_param(path, leaf) -> str:
   if name == "embedding" or (
       name not in ("kernel", "bias") and any("embed" in k for k in keys)):
     return "embedding"
-  if ndim <= 1:
+  if ndim <= 1 or name == "bias":
     return "bias"
   if any("conv" in k for k in modules) or ndim >= 3:
     return "conv"
@@ -103,9 +115,47 @@ def classify_param(path, leaf) -> str:
   return "other"
 
 
+def _equinox_class(owner, path, leaf) -> str:
+  """The class of a leaf of an Equinox layer, from the layer types."""
+  import equinox as eqx  # pylint: disable=g-import-not-at-top
+  if any(isinstance(m, eqx.nn.MultiheadAttention) for m in owner.chain):
+    return "attention"
+  module = owner.module
+  norms = tuple(getattr(eqx.nn, n) for n in
+                ("LayerNorm", "GroupNorm", "RMSNorm", "BatchNorm")
+                if hasattr(eqx.nn, n))
+  if isinstance(module, norms):
+    return "norm"
+  if owner.attr == "bias":
+    return "bias"
+  if isinstance(module, (eqx.nn.Conv, eqx.nn.ConvTranspose)):
+    return "conv"
+  if isinstance(module, eqx.nn.Linear):
+    return "linear"
+  if isinstance(module, eqx.nn.Embedding):
+    return "embedding"
+  return classify_param(path, leaf)
+
+
 def classify_params(params: Any) -> Any:
-  """:func:`classify_param` over a tree: a pytree of class names."""
-  return jax.tree.map_with_path(classify_param, params)
+  """:func:`classify_param` over a tree: a pytree of class names.
+
+  Leaves of Equinox layers are classified by their layer's type (see the
+  module docstring), every other leaf by its key path and shape.
+
+  Examples:
+    >>> import jax, equinox as eqx, ladam_jax
+    >>> model = eqx.nn.Conv2d(3, 8, 3, key=jax.random.key(0))
+    >>> ladam_jax.classify_params(eqx.filter(model, eqx.is_array)).bias
+    'bias'
+  """
+  from ladam_jax import _modules  # pylint: disable=g-import-not-at-top
+  paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  owners = _modules.leaf_owners(params)
+  return treedef.unflatten([
+      classify_param(path, leaf) if owner is None
+      else _equinox_class(owner, path, leaf)
+      for (path, leaf), owner in zip(paths_leaves, owners)])
 
 
 def _check_map(c2_map: Optional[Mapping[str, Any]]) -> dict[str, Any]:
@@ -203,7 +253,8 @@ def analyze_params(params: Any,
 
   Args:
     params: the parameter tree (linen ``variables['params']`` or the whole
-      variables dict, or ``nnx.state(model, nnx.Param)``).
+      variables dict, ``nnx.state(model, nnx.Param)``, or an Equinox
+      model's ``eqx.filter(model, eqx.is_array)``).
     c2_map: class → c2 overrides, as in :func:`auto_c2`.
 
   Returns:

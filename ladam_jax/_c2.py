@@ -1,17 +1,22 @@
 """c2 specifications: the Laplacian coupling strength, per leaf and per step.
 
-``c2`` is accepted everywhere as
+``c2`` is accepted everywhere in the per-leaf forms of
+:mod:`ladam_jax._tree_specs`, with numbers or schedules as values:
 
 - a number (``1e-4``; a traced scalar under ``optax.inject_hyperparams``);
 - an Optax schedule ``count -> c2``;
-- a pytree (or pytree prefix) of the params holding numbers and/or schedules;
-- a callable ``params -> such a pytree`` (called on the updates, which have
-  the params' structure, as ``optax.masked`` does with its mask).
+- a pytree (or pytree prefix) of the params holding numbers and/or schedules
+  (a dict, an ``nnx.State``, an Equinox module with None where
+  ``eqx.filter`` leaves it);
+- a params function ``params -> such a pytree`` (called on the updates, which
+  have the params' structure, as ``optax.masked`` does with its mask).
 
-A top-level callable is a params function when, called on the params, it
-returns a pytree with containers (a dict, a list, ...); otherwise (it raises,
-or returns a single value) it is a schedule. :func:`c2_by_path` builds the
-common params function from path rules.
+A pytree container is never called (an Equinox module is callable: it is read
+as a pytree). A plain function is a params function when, called on the
+params, it returns a pytree container; otherwise (it raises, or returns a
+single value) it is a schedule, and one that fails as both is refused with an
+error naming ``c2``. :func:`c2_by_path` builds the common params function from
+path rules.
 """
 
 from __future__ import annotations
@@ -33,10 +38,6 @@ __all__ = ["C2Like", "resolve_c2", "check_c2", "check_c2_bound", "c2_by_path",
 C2Like = Union[float, Callable[[Any], Any], Any]
 
 
-def _is_pytree_node(x) -> bool:
-  return not jax.tree_util.treedef_is_leaf(jax.tree.structure(x))
-
-
 def _is_c2_leaf(x) -> bool:
   """A single c2 value: a number, a scalar array, or a schedule.
 
@@ -44,7 +45,7 @@ def _is_c2_leaf(x) -> bool:
   as ``jax.tree.map`` over ``nnx.state(model)`` gives) is a container.
   """
   if callable(x):
-    return not _is_pytree_node(x)
+    return not _tree_specs.is_pytree_node(x)
   if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
     return True
   return isinstance(x, (jax.Array, np.ndarray)) and np.ndim(x) == 0
@@ -57,8 +58,8 @@ def check_c2(c2: C2Like, name: str = "c2", bound: float | None = None,
   With ``bound``, a concrete number above it is refused too (see
   :func:`check_c2_bound`).
   """
-  if callable(c2):
-    return
+  if callable(c2) and not _tree_specs.is_pytree_node(c2):
+    return  # a schedule or a params function: checked when called
   leaves = ([c2] if _is_c2_leaf(c2)
             else jax.tree.leaves(c2, is_leaf=_is_c2_leaf))
   for leaf in leaves:
@@ -93,36 +94,61 @@ def check_c2_bound(value: Any, bound: float, stencil: str,
 
 
 def _as_params_tree(c2: Callable[[Any], Any], tree: Any) -> Any | None:
-  """``c2(tree)`` if ``c2`` is a params function, else None (a schedule)."""
+  """``c2(tree)`` if ``c2`` is a params function, else None (a schedule).
+
+  A plain function is either; it is a params function when, called on the
+  params, it returns a pytree container. One that raises or returns a
+  single value is a schedule (``count -> c2``). Pytree containers (an
+  Equinox module, an ``nnx.State``) never get here: they are pytrees of c2
+  values, never called.
+  """
   try:
     out = c2(tree)
   except Exception:  # pylint: disable=broad-except
     return None  # schedules cannot take a pytree of arrays
-  if _is_c2_leaf(out) or isinstance(out, (jax.Array, np.ndarray)):
+  if not _tree_specs.is_pytree_node(out):
     return None
   return out
+
+
+def _evaluate_schedule(schedule, count, top_level: bool):
+  try:
+    value = schedule(count)
+  except Exception as e:  # pylint: disable=broad-except
+    if not top_level:
+      raise
+    raise ValueError(
+        f"`c2`={schedule!r} is a function that works neither as a params "
+        "function (called on the params it raised or returned a single "
+        f"value) nor as a schedule count -> c2 (it raised "
+        f"{type(e).__name__}: {e}). `c2` takes a number, a schedule, "
+        f"{_tree_specs.FORMS}.") from e
+  if np.ndim(value) != 0:
+    raise ValueError(
+        f"c2 schedule {schedule!r} returned a value of shape "
+        f"{np.shape(value)}; a schedule must return a scalar.")
+  return value
 
 
 def resolve_c2(c2: C2Like, tree: Any, count: jax.Array) -> list[Any]:
   """One c2 value per leaf of ``tree`` at step ``count``.
 
   Numbers stay Python numbers (so that a zero is known statically and the
-  Laplacian is skipped); schedules are evaluated at ``count``.
+  Laplacian is skipped); schedules are evaluated at ``count``. ``c2`` takes
+  the per-leaf forms of :mod:`ladam_jax._tree_specs`, whose values are
+  numbers or schedules.
   """
-  if callable(c2):
+  top_level_function = callable(c2) and not _tree_specs.is_pytree_node(c2)
+  if top_level_function:
     params_tree = _as_params_tree(c2, tree)
     if params_tree is not None:
-      c2 = params_tree
-  leaves = _tree_specs.per_leaf(c2, tree, is_spec_leaf=_is_c2_leaf, name="c2")
+      c2, top_level_function = params_tree, False
+  leaves = _tree_specs.per_leaf(c2, tree, is_spec_leaf=_is_c2_leaf, name="c2",
+                                call=False)
   out = []
   for leaf in leaves:
     if callable(leaf):
-      value = leaf(count)
-      if np.ndim(value) != 0:
-        raise ValueError(
-            f"c2 schedule {leaf!r} returned a value of shape "
-            f"{np.shape(value)}; a schedule must return a scalar.")
-      out.append(value)
+      out.append(_evaluate_schedule(leaf, count, top_level_function))
     else:
       _validation.check_non_negative("c2", leaf)
       out.append(leaf)
@@ -148,7 +174,8 @@ def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
   """A params function giving each leaf the c2 of the first matching rule.
 
   Paths are written ``'params/Conv_0/kernel'`` (keys joined by ``/``; an
-  ``nnx.Variable``'s trailing ``value`` key included). With
+  ``nnx.Variable``'s trailing ``value`` key included; an Equinox model's
+  ``.layers[0].weight`` is ``'layers/0/weight'``). With
   ``syntax='regex'`` each rule is a regular expression matched with
   ``re.search``; with ``syntax='glob'`` a shell pattern matched against the
   whole path with ``fnmatch.fnmatchcase`` (``*`` also crosses ``/``). A value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import optax
 
+from ladam_jax import _tree_specs
 from ladam_jax import _validation
 
 __all__ = ["check_learning_rate", "decay_and_lr"]
@@ -24,6 +25,7 @@ def decay_and_lr(parts, learning_rate, weight_decay, mask=None):
   """Appends decoupled weight decay (unless a Python 0) and the lr."""
   _validation.check_non_negative("weight_decay", weight_decay)
   if not _validation.is_static_zero(weight_decay):
-    parts.append(optax.add_decayed_weights(weight_decay, mask))
+    parts.append(optax.add_decayed_weights(
+        weight_decay, _tree_specs.as_mask(mask)))
   parts.append(optax.scale_by_learning_rate(learning_rate))
   return optax.chain(*parts)

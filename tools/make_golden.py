@@ -7,8 +7,10 @@ not need them)::
     /tmp/tvenv/bin/pip install torch==2.13.0 numpy
     /tmp/tvenv/bin/pip install --no-deps ladam==0.4.1
     /tmp/tvenv/bin/python tools/make_golden.py      # -> tests/golden/reference.npz,
-                                                    #    reorder.npz, normalization.npz
+                                                    #    reorder.npz, normalization.npz,
+                                                    #    equinox.npz
     /tmp/tvenv/bin/python tools/make_golden.py --normalization-only
+    /tmp/tvenv/bin/python tools/make_golden.py --equinox-only
 
 Every configuration steps the same parameters with the same gradient sequence
 (stored once, float32 values) for ``STEPS`` steps, in float64 and in float32,
@@ -219,12 +221,87 @@ def main_normalization():
         f"({os.path.getsize(path) / 1024:.0f} KiB)", file=sys.stderr)
 
 
+class EquinoxMirror(torch.nn.Module):
+  """The PyTorch layers an Equinox model of every layer type mirrors.
+
+  ``tests/test_equinox.py`` builds the same model from ``eqx.nn`` layers
+  (Conv1d/2d/3d, ConvTranspose2d, Linear, Embedding, MultiheadAttention with
+  separate key and value sizes, LayerNorm), loads these weights into it and
+  replays the gradients with ladam_jax on Equinox's layouts.
+  """
+
+  def __init__(self):
+    super().__init__()
+    nn = torch.nn
+    self.conv1 = nn.Conv1d(4, 8, 5)
+    self.conv2 = nn.Conv2d(6, 16, 3)
+    self.conv3 = nn.Conv3d(2, 4, 3)
+    self.convt = nn.ConvTranspose2d(8, 12, 3)
+    self.linear = nn.Linear(24, 20)
+    self.embed = nn.Embedding(30, 12)
+    # kdim/vdim != embed_dim: separate q/k/v weights, as Equinox has them.
+    self.mha = nn.MultiheadAttention(16, 4, kdim=12, vdim=10, bias=False,
+                                     batch_first=True)
+    self.norm = nn.LayerNorm(16)
+
+
+EQX_CONFIGS = {
+    "ladamw_variance_9": ("adam", dict(c2=C2, weight_decay=0.01)),
+    "ladam_update_5": ("adam", dict(c2=C2, mode="update_lap",
+                                    stencil="5point")),
+    "lrmsprop": ("rms", dict(c2=C2)),
+}
+
+
+def main_equinox():
+  """LAdamW, LAdam (update_lap) and LRMSProp on :class:`EquinoxMirror`'s
+  parameters for ``STEPS`` steps of stored gradients (float64)."""
+  rng = np.random.default_rng(SEED + 3)
+  names = [n for n, _ in EquinoxMirror().named_parameters()]
+  shapes = {n: tuple(p.shape) for n, p in EquinoxMirror().named_parameters()}
+  params0 = {n: 0.1 * rng.standard_normal(s) for n, s in shapes.items()}
+  grads = {}
+  for n, s in shapes.items():
+    smooth = np.cos(np.arange(int(np.prod(s))) * 0.3).reshape(s)
+    grads[n] = np.stack([(0.5 * smooth * (1 + 0.1 * t) +
+                          rng.standard_normal(s)) * (0.01 + 0.01 * (t % 5))
+                         for t in range(STEPS)]).astype(np.float32)
+  out = {}
+  for n in names:
+    out[f"params0/{n}"] = params0[n]
+    out[f"grads/{n}"] = grads[n]  # float32 values, replayed in float64
+  for cname, (kind, kwargs) in EQX_CONFIGS.items():
+    params = [torch.nn.Parameter(torch.tensor(params0[n], dtype=torch.float64))
+              for n in names]
+    opt = CLASSES[kind](params, lr=LR[kind], **kwargs)
+    for t in range(STEPS):
+      for p, n in zip(params, names):
+        p.grad = torch.tensor(grads[n][t], dtype=torch.float64)
+      opt.step()
+    for p, n in zip(params, names):
+      out[f"{cname}/{n}"] = p.detach().numpy().copy()
+  out["meta"] = np.array(json.dumps({
+      "steps": STEPS, "names": names,
+      "shapes": {n: list(s) for n, s in shapes.items()}, "lr": LR,
+      "configs": {c: [k, kw] for c, (k, kw) in EQX_CONFIGS.items()},
+      "torch": torch.__version__}))
+  path = os.path.join(os.path.dirname(__file__), "..", "tests", "golden",
+                      "equinox.npz")
+  np.savez_compressed(path, **out)
+  print(f"wrote {os.path.normpath(path)} "
+        f"({os.path.getsize(path) / 1024:.0f} KiB)", file=sys.stderr)
+
+
 if __name__ == "__main__":
   torch.manual_seed(0)
   if "--normalization-only" in sys.argv:
     main_normalization()
     sys.exit(0)
+  if "--equinox-only" in sys.argv:
+    main_equinox()
+    sys.exit(0)
   if "--reorder-only" not in sys.argv:
     main()
   main_reorder()
   main_normalization()
+  main_equinox()
