@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from ladam_jax import _c2
+from ladam_jax import _halo
 from ladam_jax import _laplacian
 from ladam_jax import _layout
 from ladam_jax import _numerics
@@ -39,7 +40,7 @@ __all__ = ["LeafCoupling", "plan", "smooth", "smoothed", "smooth_tree",
 # leaf, which keeps the compile time of trees with many small leaves near
 # Adam's. Stacking copies the leaves, so larger ones are smoothed one by one,
 # and larger groups compile slower again (the measurements behind both
-# limits are in benchmarks/RESULTS.md, session 3).
+# limits are in benchmarks/RESULTS.md).
 BATCH_MAX_SIZE = 1024
 BATCH_MAX_LEAVES = 32
 
@@ -50,15 +51,19 @@ class LeafCoupling(NamedTuple):
   spec: _layout.FieldSpec | None  # static field, None = never smoothed
   c2: Any  # number or traced scalar
   use_lap: Any  # False / True (static) or a traced bool
+  # Inside jax.shard_map, how the leaf is split over the manual mesh axes
+  # (static; `spec` is then the global leaf's field); None = a whole leaf.
+  halo: _halo.Block | None = None
 
 
 def validate(*, c2, stencil, layout, min_spatial_size, impl,
-             allow_unstable_c2=False) -> None:
+             allow_unstable_c2=False, partition_specs=None) -> None:
   """Construction-time checks shared by every coupled transform.
 
   Concrete c2 values above the stencil's stability bound on 2-D fields are
   refused unless ``allow_unstable_c2``.
   """
+  _halo.check_partition_specs(partition_specs)
   _validation.check_choice("stencil", stencil, _laplacian.STENCILS)
   _c2.check_c2(c2, bound=(None if allow_unstable_c2
                           else _laplacian.stability_bound(stencil, 2)),
@@ -70,7 +75,8 @@ def validate(*, c2, stencil, layout, min_spatial_size, impl,
 
 
 def check_params(params: Any, *, c2, layout, min_spatial_size,
-                 bound_stencil=None) -> None:
+                 bound_stencil=None, partition_specs=None,
+                 what: str = "the optimizer") -> None:
   """Resolves every leaf's c2 and field once, at ``init``.
 
   So that what can only be checked against the parameters (a params
@@ -79,7 +85,8 @@ def check_params(params: Any, *, c2, layout, min_spatial_size,
   is created, not at the first update. Arguments as :func:`plan`.
   """
   plan(params, jnp.zeros([], jnp.int32), c2=c2, layout=layout,
-       min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
+       min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
+       partition_specs=partition_specs, what=what)
 
 
 def _bounded_c2(c2_leaf, spec, stencil):
@@ -98,19 +105,45 @@ def _bounded_c2(c2_leaf, spec, stencil):
 
 
 def plan(tree: Any, count: jax.Array, *, c2, layout, min_spatial_size,
-         bound_stencil=None) -> list[LeafCoupling]:
+         bound_stencil=None, partition_specs=None,
+         what: str = "the optimizer") -> list[LeafCoupling]:
   """The coupling of every leaf of ``tree`` at step ``count`` (0-based).
 
   With ``bound_stencil``, every coupled leaf's c2 is kept within that
-  stencil's stability bound (:func:`_bounded_c2`).
+  stencil's stability bound (:func:`_bounded_c2`). Inside ``jax.shard_map``,
+  ``partition_specs`` says how each leaf is split over the manual mesh axes
+  (:mod:`ladam_jax._halo`): the field, its size rules and ``min_spatial_size``
+  are then those of the global leaf, and ``halo`` says how to exchange the
+  block's edges. Outside ``shard_map`` it is ignored. ``what`` names the
+  transform in errors.
   """
   leaves = jax.tree.leaves(tree)
   c2_leaves = _c2.resolve_c2(c2, tree, count)
   layouts = _layout.resolve_layouts(layout, tree)
   min_size = _validation.concrete_value(min_spatial_size)
+  ctx = _halo.context()  # None outside shard_map: nothing below runs
+  if ctx is None:
+    parts = [None] * len(leaves)
+  else:
+    parts = _halo.partitions(
+        tree, partition_specs, ctx, what=what,
+        may_couple=[l is not None and jnp.ndim(x) > 0
+                    and not _validation.is_concrete_zero(c)
+                    for x, c, l in zip(leaves, c2_leaves, layouts)])
+    paths = _halo.leaf_paths(tree)
   out = []
-  for x, c2_leaf, leaf_layout in zip(leaves, c2_leaves, layouts):
+  for i, (x, c2_leaf, leaf_layout) in enumerate(
+      zip(leaves, c2_leaves, layouts)):
     shape = tuple(jnp.shape(x))  # Python scalar leaves too, as optax.adam
+    halo = None
+    if parts[i] is not None:
+      local, shape = shape, parts[i].global_shape
+      static_off = (_validation.is_concrete_zero(c2_leaf) or (
+          min_size is not None and math.prod(shape) < min_size))
+      # A leaf that is never smoothed needs no field, only its split axes.
+      halo = _halo.leaf_block(parts[i], local,
+                              None if static_off else leaf_layout, paths[i],
+                              what, ctx)
     spec = _layout.field_spec(shape, leaf_layout)
     size = math.prod(shape)
     if (spec is None or _validation.is_concrete_zero(c2_leaf) or
@@ -124,7 +157,7 @@ def plan(tree: Any, count: jax.Array, *, c2, layout, min_spatial_size,
                  else jnp.logical_and(c2_pos, size_ok))
       if bound_stencil is not None:
         c2_leaf = _bounded_c2(c2_leaf, spec, bound_stencil)
-    out.append(LeafCoupling(spec, c2_leaf, use_lap))
+    out.append(LeafCoupling(spec, c2_leaf, use_lap, halo))
   return out
 
 
@@ -157,8 +190,12 @@ def _term(x: jax.Array, leaf: LeafCoupling, stencil: str,
           impl: str | None) -> jax.Array:
   """``c2 · L(x)`` in :func:`compute_dtype`."""
   dtype = compute_dtype(x.dtype)
-  return _c2.c2_as(leaf.c2, dtype) * _laplacian.leaf_laplacian(
-      x, leaf.spec, stencil, impl, dtype, in_fused_maths=True)
+  if leaf.halo is not None:  # a block of a leaf split inside shard_map
+    lap = _halo.block_laplacian(x, leaf.halo, stencil, dtype)
+  else:
+    lap = _laplacian.leaf_laplacian(x, leaf.spec, stencil, impl, dtype,
+                                    in_fused_maths=True)
+  return _c2.c2_as(leaf.c2, dtype) * lap
 
 
 def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,
@@ -228,7 +265,8 @@ def _stacked_leaf(group: list[LeafCoupling], ndim: int,
   """One :class:`LeafCoupling` for leaves stacked on a new leading axis."""
   spec = group[0].spec
   spec = _layout.FieldSpec(perm=(0,) + tuple(a + 1 for a in spec.perm),
-                           batch=len(group) * spec.batch, field=spec.field)
+                           batch=len(group) * spec.batch, field=spec.field,
+                           flip=tuple(a + 1 for a in spec.flip))
   per_leaf = (len(group),) + (1,) * ndim
   c2 = jnp.stack([jnp.asarray(_c2.c2_as(leaf.c2, dtype), dtype)
                   for leaf in group]).reshape(per_leaf)
@@ -262,9 +300,11 @@ def smooth_tree(tree: Any, leaves: list[LeafCoupling], stencil: str,
   out = [None] * len(xs)
   groups: dict[Any, list[list[int]]] = {}  # key -> chunks of leaf indices
   for i, (x, leaf) in enumerate(zip(xs, leaves)):
-    if needs_laplacian(leaf) and x.size <= BATCH_MAX_SIZE:
+    if (needs_laplacian(leaf) and leaf.halo is None
+        and x.size <= BATCH_MAX_SIZE):
       key = (tuple(x.shape), x.dtype, leaf.spec, leaf.use_lap is True,
-             tuple((o[i].shape, o[i].dtype) for o in other_leaves))
+             tuple((o[i].shape, o[i].dtype) for o in other_leaves),
+             _laplacian.explicit_sharding(x))  # stacked leaves share it
       chunks = groups.setdefault(key, [[]])
       if len(chunks[-1]) == BATCH_MAX_LEAVES:
         chunks.append([])

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from ladam_jax import _coupling
+from ladam_jax import _halo
+from ladam_jax import _laplacian
 from ladam_jax import _ladam
 from ladam_jax import _numerics
 
@@ -43,14 +45,16 @@ def _laplacian_adam_state(state: Any) -> _ladam.ScaleByLaplacianAdamState:
 
 
 def _fields(state: Any, c2, b2, eps, variance_floor, stencil,
-            min_spatial_size, layout, impl):
+            min_spatial_size, layout, impl, partition_specs=None,
+            what="smoothing_stats"):
   """(treedef, [(v̂, raw smoothed, smoothed floored, coupled)] per leaf)."""
   adam_state = _laplacian_adam_state(state)
   floor = eps if variance_floor is None else variance_floor
   count = adam_state.count
   # The c2 the last update used: plan() is given the count before it.
   leaves = _coupling.plan(adam_state.nu, jnp.maximum(count - 1, 0), c2=c2,
-                          layout=layout, min_spatial_size=min_spatial_size)
+                          layout=layout, min_spatial_size=min_spatial_size,
+                          partition_specs=partition_specs, what=what)
   divisor = _numerics.bias_correction_divisor(b2, jnp.maximum(count, 1))
 
   def leaf_fields(i, nu):
@@ -63,8 +67,12 @@ def _fields(state: Any, c2, b2, eps, variance_floor, stencil,
     smoothed = (raw if leaf.use_lap is False else floored
                 if leaf.use_lap is True else
                 jnp.where(leaf.use_lap, floored, raw)).astype(jnp.float32)
+    # Inside shard_map, the mesh axes that split the leaf (statistics over
+    # the whole leaf reduce over them) and its global size.
+    split = () if leaf.halo is None else leaf.halo.split
+    size = nu.size if leaf.halo is None else leaf.halo.size
     return v_hat, raw.astype(jnp.float32), smoothed, jnp.asarray(
-        leaf.use_lap)
+        leaf.use_lap), split, size
 
   treedef, outs = _coupling.map_leaves(leaf_fields, adam_state.nu)
   return treedef, outs, floor
@@ -77,7 +85,8 @@ def _ratio(v_hat, smoothed, eps):
 def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
                     eps: float = 1e-8, variance_floor: Optional[float] = None,
                     stencil: str = "9point", min_spatial_size: int = 16,
-                    layout: Any = "flax", impl: Optional[str] = None) -> Any:
+                    layout: Any = "auto", impl: Optional[str] = None,
+                    partition_specs: Any = None) -> Any:
   r"""Per-leaf statistics of LAdam's smoothing at the last update.
 
   From the optimizer state alone (its raw second moment :math:`v` and step
@@ -120,21 +129,31 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     min_spatial_size: its ``min_spatial_size``.
     layout: its layout.
     impl: the Laplacian implementation (None: the default).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      (see :func:`ladam_jax.scale_by_laplacian_adam`): the statistics are
+      then those of the whole leaves (sums and extrema reduced over the
+      blocks; the median gathers the leaf's step ratios).
 
   Returns:
     A pytree with the structure of the parameters whose leaves are
     :class:`SmoothingStats`.
   """
   treedef, fields, floor = _fields(state, c2, b2, eps, variance_floor,
-                                   stencil, min_spatial_size, layout, impl)
+                                   stencil, min_spatial_size, layout, impl,
+                                   partition_specs, "smoothing_stats")
 
-  def leaf_stats(v_hat, raw, smoothed, coupled):
+  def leaf_stats(v_hat, raw, smoothed, coupled, split, size):
     ratio = _ratio(v_hat, smoothed, eps)
-    norm = jnp.sqrt(jnp.sum(jnp.square(v_hat)))
-    change = jnp.sqrt(jnp.sum(jnp.square(smoothed - v_hat)))
-    at_floor = jnp.mean((raw <= floor).astype(jnp.float32))
+    norm = jnp.sqrt(_halo.psum(jnp.sum(jnp.square(v_hat)), split))
+    change = jnp.sqrt(_halo.psum(jnp.sum(jnp.square(smoothed - v_hat)),
+                                 split))
+    if split:
+      at_floor = _halo.psum(jnp.sum((raw <= floor).astype(jnp.float32)),
+                            split) / size
+    else:
+      at_floor = jnp.mean((raw <= floor).astype(jnp.float32))
     one = jnp.float32(1)
-    ratio = ratio.reshape(-1)
+    ratio = _laplacian.unsharded(ratio).reshape(-1)  # whole for the median
     if ratio.size == 0:
       return SmoothingStats(jnp.float32(0), jnp.float32(0), one, one, one)
     return SmoothingStats(
@@ -143,7 +162,10 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
         # The floor applies wherever the leaf is coupled (as in the
         # reference).
         jnp.where(coupled, at_floor, jnp.float32(0)),
-        jnp.min(ratio), jnp.median(ratio), jnp.max(ratio))
+        _halo.pmin(jnp.min(ratio), split),
+        # The same median on every device, typed as such by the pmax.
+        _halo.pmax(jnp.median(_halo.gather(ratio, split)), split),
+        _halo.pmax(jnp.max(ratio), split))
 
   return treedef.unflatten([leaf_stats(*f) for f in fields])
 
@@ -152,8 +174,9 @@ def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
                          eps: float = 1e-8,
                          variance_floor: Optional[float] = None,
                          stencil: str = "9point", min_spatial_size: int = 16,
-                         layout: Any = "flax",
-                         impl: Optional[str] = None) -> Any:
+                         layout: Any = "auto",
+                         impl: Optional[str] = None,
+                         partition_specs: Any = None) -> Any:
   r"""Entry by entry, LAdam's step over Adam's at the last update.
 
   :math:`(\sqrt{\hat v} + \epsilon) / (\sqrt{\tilde v} + \epsilon)` for
@@ -185,11 +208,15 @@ def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     min_spatial_size: its ``min_spatial_size``.
     layout: its layout.
     impl: the Laplacian implementation (None: the default).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      (see :func:`ladam_jax.scale_by_laplacian_adam`); each device gets its
+      block of the global ratio.
 
   Returns:
     A pytree with the structure of the parameters: float32 arrays of the
     leaves' shapes.
   """
   treedef, fields, _ = _fields(state, c2, b2, eps, variance_floor, stencil,
-                               min_spatial_size, layout, impl)
-  return treedef.unflatten([_ratio(v, s, eps) for v, _, s, _ in fields])
+                               min_spatial_size, layout, impl,
+                               partition_specs, "smoothing_step_ratio")
+  return treedef.unflatten([_ratio(f[0], f[2], eps) for f in fields])

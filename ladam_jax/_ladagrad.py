@@ -39,9 +39,10 @@ def scale_by_laplacian_adagrad(
     c2: Any = 1e-4,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by AdaGrad whose accumulator is Laplacian-smoothed.
 
@@ -72,6 +73,9 @@ def scale_by_laplacian_adagrad(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -81,13 +85,15 @@ def scale_by_laplacian_adagrad(
                                  initial_accumulator_value)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2)
+                     allow_unstable_c2=allow_unstable_c2,
+                     partition_specs=partition_specs)
   bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
     _coupling.check_params(
         params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil)
+        bound_stencil=bound_stencil, partition_specs=partition_specs,
+        what="scale_by_laplacian_adagrad")
     acc = optax.tree.full_like(params, initial_accumulator_value)
     return ScaleByLaplacianAdagradState(jnp.zeros([], jnp.int32), acc)
 
@@ -95,7 +101,8 @@ def scale_by_laplacian_adagrad(
     del params
     leaves = _coupling.plan(
         updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
+        partition_specs=partition_specs, what="scale_by_laplacian_adagrad")
     acc = jax.tree.map(lambda s, g: s + _numerics.abs_sq(g),
                        state.sum_of_squares, updates)
     new_updates = _coupling.smooth_tree(
@@ -116,10 +123,11 @@ def ladagrad(
     c2: Any = 1e-4,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     initial_accumulator_value: jax.typing.ArrayLike = 0.0,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""LAdaGrad: AdaGrad with a Laplacian-smoothed accumulator (``ladam.LAdaGrad``).
 
@@ -146,6 +154,9 @@ def ladagrad(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -155,7 +166,8 @@ def ladagrad(
   parts = [scale_by_laplacian_adagrad(
       eps, initial_accumulator_value=initial_accumulator_value, c2=c2,
       stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
-      impl=impl, allow_unstable_c2=allow_unstable_c2)]
+      impl=impl, allow_unstable_c2=allow_unstable_c2,
+      partition_specs=partition_specs)]
   if not _validation.is_static_zero(lr_decay):
     # count is 0 at step 1: the factor is 1 / (1 + (t - 1) * lr_decay).
     parts.append(optax.scale_by_schedule(lambda count: 1 / (1 + count * lr_decay)))

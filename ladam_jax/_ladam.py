@@ -18,9 +18,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ladam_jax import _tree_specs
 from ladam_jax import _c2
 from ladam_jax import _chain
 from ladam_jax import _coupling
+from ladam_jax import _halo
 from ladam_jax import _numerics
 from ladam_jax import _pallas
 from ladam_jax import _validation
@@ -57,7 +59,7 @@ def scale_by_laplacian_adam(
     mode: str = "variance_lap",
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
@@ -67,6 +69,7 @@ def scale_by_laplacian_adam(
     wave_damping: jax.typing.ArrayLike = 0.5,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by Adam whose second moment is Laplacian-smoothed (LAdam).
 
@@ -127,7 +130,8 @@ def scale_by_laplacian_adam(
     mode: ``'variance_lap'``, ``'update_lap'`` or ``'wave_variance'``.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: how a leaf is seen as a field: ``'flax'``, ``'torch'``, a
+    layout: how a leaf is seen as a field: ``'auto'`` (default; see
+      :func:`ladam_jax.auto_layout`), ``'flax'``, ``'torch'``, a
       :class:`ladam_jax.LaplacianLayout`, None, a pytree (prefix) of these or a
       callable params -> such a pytree.
     variance_floor: floor of the smoothed variance; None means ``eps``.
@@ -151,6 +155,14 @@ def scale_by_laplacian_adam(
       stencil, 1/8 for the 5-point one on 2-D fields, 1/4 on 1-D leaves),
       which are otherwise refused here, and leave traced c2 values (schedules,
       ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+    partition_specs: inside ``jax.shard_map``, how the params are split: the
+      ``jax.sharding.PartitionSpec`` of each leaf as given to ``in_specs`` (a
+      PartitionSpec, a pytree (prefix) of them with None for a whole leaf,
+      or a callable params -> such a pytree). Each block then exchanges its
+      edge rows and columns with its mesh neighbours and the update equals
+      the global one (see ``docs/shard_map.md``). None (default): leaves
+      whose type varies over a manual mesh axis are refused with an error
+      naming this argument. Ignored outside ``shard_map``.
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -173,7 +185,8 @@ def scale_by_laplacian_adam(
     raise ValueError(f"`wave_damping` must be in [0, 1], got {wave_damping}.")
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2)
+                     allow_unstable_c2=allow_unstable_c2,
+                     partition_specs=partition_specs)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
   wave = mode == "wave_variance"
@@ -183,7 +196,8 @@ def scale_by_laplacian_adam(
   def init_fn(params):
     _coupling.check_params(
         params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil)
+        bound_stencil=bound_stencil, partition_specs=partition_specs,
+        what="scale_by_laplacian_adam")
     mu = optax.tree.zeros_like(params, dtype=mu_dtype)
     nu = optax.tree.zeros_like(params, dtype=nu_dtype)
     if not wave:
@@ -257,7 +271,8 @@ def scale_by_laplacian_adam(
     del params
     leaves = _coupling.plan(
         updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
+        partition_specs=partition_specs, what="scale_by_laplacian_adam")
     new_updates, new_state = mode_update(
         updates, state, leaves, optax.safe_increment(state.count))
     # The gradient's dtype, also where nu_dtype is wider.
@@ -268,7 +283,7 @@ def scale_by_laplacian_adam(
     state_dtype = v.dtype  # complex for complex leaves; v is real-valued
     v, v_prev = jnp.real(v), jnp.real(v_prev)
     first = count_inc == 1
-    e0_auto = jnp.where(first, _numerics.finite_mean(g2),
+    e0_auto = jnp.where(first, _halo.finite_mean(g2, leaf.halo),
                         e0_state).astype(e0_state.dtype)
     e0_sq = jnp.where(jnp.asarray(wave_E0) != 0,
                       jnp.asarray(wave_E0 * wave_E0, g2.dtype),
@@ -310,7 +325,7 @@ def _fused_indices(updates: Any, mu: Any, nu: Any, leaves) -> list[int]:
   return [i for i, (g, m, v, leaf) in enumerate(zip(
       jax.tree.leaves(updates), jax.tree.leaves(mu), jax.tree.leaves(nu),
       leaves))
-          if _coupling.needs_laplacian(leaf)
+          if _coupling.needs_laplacian(leaf) and leaf.halo is None
           and g.size > _coupling.BATCH_MAX_SIZE
           and _pallas.qualifies(tuple(g.shape), leaf.spec, g.dtype, m.dtype,
                                 v.dtype)]
@@ -344,9 +359,10 @@ def add_weight_laplacian(
     *,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Adds the Laplacian of the stepped weights: LAdam's ``weight_lap`` mode.
 
@@ -371,19 +387,23 @@ def add_weight_laplacian(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      (see :func:`ladam_jax.scale_by_laplacian_adam`).
 
   Returns:
     A :class:`optax.GradientTransformation` that needs ``params``.
   """
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2)
+                     allow_unstable_c2=allow_unstable_c2,
+                     partition_specs=partition_specs)
   bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
     _coupling.check_params(
         params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil)
+        bound_stencil=bound_stencil, partition_specs=partition_specs,
+        what="add_weight_laplacian")
     return AddWeightLaplacianState(jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
@@ -393,7 +413,8 @@ def add_weight_laplacian(
           "call update(updates, state, params).")
     leaves = _coupling.plan(
         updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
+        partition_specs=partition_specs, what="add_weight_laplacian")
 
     def leaf_fn(i, u, p):
       term = _coupling.coupled_term(p + u, leaves[i], stencil, impl)
@@ -408,7 +429,8 @@ def add_weight_laplacian(
 
 def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
                 stencil, min_spatial_size, layout, variance_floor, mu_dtype,
-                impl, wave, allow_unstable_c2=False, nu_dtype=None):
+                impl, wave, allow_unstable_c2=False, nu_dtype=None,
+                partition_specs=None):
   _chain.check_learning_rate(learning_rate)
   _validation.check_choice("mode", mode, ADAM_MODES)
   scale_mode = "variance_lap" if mode == "weight_lap" else mode
@@ -420,15 +442,17 @@ def _adam_chain(learning_rate, weight_decay, mask, *, b1, b2, eps, c2, mode,
           mode=scale_mode, stencil=stencil, min_spatial_size=min_spatial_size,
           layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
           nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
-          **wave),
+          partition_specs=partition_specs, **wave),
   ]
   if weight_decay is not None:
-    parts.append(optax.add_decayed_weights(weight_decay, mask))
+    parts.append(optax.add_decayed_weights(
+        weight_decay, _tree_specs.as_mask(mask)))
   parts.append(optax.scale_by_learning_rate(learning_rate))
   if mode == "weight_lap":
     parts.append(add_weight_laplacian(
         c2, stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
-        impl=impl, allow_unstable_c2=allow_unstable_c2))
+        impl=impl, allow_unstable_c2=allow_unstable_c2,
+        partition_specs=partition_specs))
   return optax.chain(*parts)
 
 
@@ -442,7 +466,7 @@ def ladam(
     mode: str = "variance_lap",
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
@@ -452,6 +476,7 @@ def ladam(
     wave_damping: jax.typing.ArrayLike = 0.5,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""LAdam: Adam with a Laplacian-smoothed second moment (``ladam.LAdam``).
 
@@ -484,7 +509,8 @@ def ladam(
       ``'wave_variance'``.
     stencil: ``'9point'`` (default) or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s): ``'flax'`` (default), ``'torch'``, a
+    layout: field layout(s): ``'auto'`` (default: the reference's field for each
+      Equinox layer, ``'flax'`` elsewhere), ``'flax'``, ``'torch'``, a
       :class:`ladam_jax.LaplacianLayout`, None, a pytree or a params callable.
     variance_floor: floor of the smoothed variance; None (default) means
       ``eps`` as in the package, ``0.0`` as in the reference's experiment scripts.
@@ -499,6 +525,9 @@ def ladam(
       ``'pallas'`` (a fused Triton kernel on GPU) or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -511,7 +540,7 @@ def ladam(
       stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
       variance_floor=variance_floor, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
       impl=impl,
-      allow_unstable_c2=allow_unstable_c2,
+      allow_unstable_c2=allow_unstable_c2, partition_specs=partition_specs,
       wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))
 
 
@@ -532,7 +561,7 @@ def ladamw(
     mode: str = "variance_lap",
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
@@ -542,6 +571,7 @@ def ladamw(
     wave_damping: jax.typing.ArrayLike = 0.5,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""LAdamW: :func:`ladam` with decoupled weight decay (``ladam.LAdamW``).
 
@@ -582,6 +612,9 @@ def ladamw(
       ``'pallas'`` (a fused Triton kernel on GPU) or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -592,4 +625,5 @@ def ladamw(
       mode=mode, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
       nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
+      partition_specs=partition_specs,
       wave=_wave_kwargs(wave_dt, wave_kappa, wave_E0, wave_damping))

@@ -22,7 +22,9 @@ Four implementations give the same numbers (to rounding):
   of shifted slices of the wrap-padded field, which XLA fuses with the
   optimizer's elementwise maths; much faster than ``'conv'`` on CPU, where
   single-channel convolutions are slow, and under sharding it only exchanges
-  halos;
+  halos (on an Auto mesh XLA's partitioner derives them from the periodic
+  pad; on an Explicit mesh a sharded leaf's blocks exchange their edge rows
+  and columns with ``jax.lax.ppermute`` inside ``jax.shard_map``);
 - ``'flat'`` (the default on one CPU or GPU device): no padded copy and no
   transpose. The leaf is read in memory order as ``(B, R, w)``, where each
   of the ``R`` memory rows is one field row of ``w`` contiguous columns
@@ -49,6 +51,7 @@ Four implementations give the same numbers (to rounding):
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal
 
 import jax
@@ -233,11 +236,186 @@ def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
   neighbour read is converted to it, inside the fused loop (converting
   ``x`` first would be a separate XLA kernel).
   """
+  if spec is not None and spec.flip:  # read the field from the flipped leaf
+    return _layout.with_flips(
+        lambda y, s: leaf_laplacian(y, s, stencil, impl, dtype,
+                                    in_fused_maths=in_fused_maths), x, spec)
   dtype = x.dtype if dtype is None else jnp.dtype(dtype)
+  sharding = explicit_sharding(x)
+  if sharding is not None and impl not in ("conv", "shift"):
+    # 'flat' would flatten sharded rows and the Pallas kernel runs on whole
+    # arrays: a leaf sharded on an Explicit mesh takes the halo-exchanging
+    # 'shift' (None too: the default with several devices).
+    impl = "shift"
   impl = resolve_impl(impl, tuple(x.shape), spec, (x.dtype, dtype),
                       in_fused_maths=in_fused_maths)
   if impl is None:
-    return jnp.zeros(x.shape, dtype)
+    return jnp.zeros_like(x, dtype=dtype)  # keeps a typed sharding
+  if sharding is not None and impl == "shift":
+    return _halo_leaf(x, spec, stencil, dtype)
+  if sharding is not None:
+    # Explicit mesh axes type every intermediate's sharding, and a periodic
+    # pad or a field reshape of a sharded axis has no typed rule; with the
+    # axes Auto inside, XLA's SPMD partitioner computes the stencil with
+    # halo exchanges, as on an Auto mesh.
+    return jax.sharding.auto_axes(
+        lambda y: _leaf_laplacian(y, spec, stencil, impl, dtype),
+        out_sharding=sharding)(x)
+  return _leaf_laplacian(x, spec, stencil, impl, dtype)
+
+
+def mesh_axes(entry) -> tuple[str, ...]:
+  """The mesh axes of one ``PartitionSpec`` entry, as a tuple."""
+  if entry is None:
+    return ()
+  return tuple(entry) if isinstance(entry, (tuple, list)) else (entry,)
+
+
+def _groups_of_axes(shape: tuple[int, ...],
+                    merged: tuple[int, ...]) -> list[list[int]]:
+  """Which consecutive axes of ``shape`` each axis of ``merged`` (its
+  reshape that merges neighbouring axes) is made of."""
+  groups, axis = [], 0
+  for size in merged:
+    group, prod = [], 1
+    while axis < len(shape) and prod < size:
+      prod *= shape[axis]
+      group.append(axis)
+      axis += 1
+    groups.append(group)
+  groups[-1].extend(range(axis, len(shape)))  # trailing size-1 axes
+  return groups
+
+
+def explicit_field_layout(x: jax.Array, spec: _layout.FieldSpec):
+  """On an Explicit mesh, ``(mesh, transposed leaf spec, field spec)``, else
+  None.
+
+  The leaf transposed to ``(*batch, *rows, *cols)`` is reshaped to
+  ``(batch, *field)``; each field axis is split as the leading (non-unit)
+  leaf axis of those it merges. A split of another axis of a merged group
+  would interleave blocks: it moves onto the leading axis first (an
+  all-to-all) where that axis divides, else it is dropped (that axis is
+  gathered).
+  """
+  sharding = explicit_sharding(x)
+  if sharding is None:
+    return None
+  mesh = sharding.mesh
+  leaf_spec = tuple(sharding.spec) + (None,) * (x.ndim - len(sharding.spec))
+  sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+  xt_shape = tuple(x.shape[p] for p in spec.perm)
+  entries = [leaf_spec[p] for p in spec.perm]
+  out = []
+  for group in _groups_of_axes(xt_shape, (spec.batch,) + spec.field):
+    split = [a for a in group if entries[a] is not None]
+    lead = next((a for a in group if xt_shape[a] > 1), None)
+    if split and split != [lead]:
+      axes = tuple(m for a in split for m in mesh_axes(entries[a]))
+      for a in split:
+        entries[a] = None
+      if xt_shape[lead] % math.prod(sizes[m] for m in axes) == 0:
+        entries[lead] = axes if len(axes) > 1 else axes[0]
+    out.append(entries[lead] if lead is not None else None)
+  P = jax.sharding.PartitionSpec  # pylint: disable=invalid-name
+  return mesh, P(*entries), P(*out)
+
+
+def _extend(f: jax.Array, axis: int, group: tuple[str, ...],
+            size: int) -> jax.Array:
+  """This device's block extended by one slice on each side along ``axis``:
+  the neighbouring blocks' edges over the mesh ``group`` (a ring of
+  ``size`` devices), or the block's own other edge where it is whole."""
+  first = lax.slice_in_dim(f, 0, 1, axis=axis)
+  last = lax.slice_in_dim(f, f.shape[axis] - 1, f.shape[axis], axis=axis)
+  if group:
+    last, first = (
+        lax.ppermute(last, group, [(i, (i + 1) % size) for i in range(size)]),
+        lax.ppermute(first, group,
+                     [(i, (i - 1) % size) for i in range(size)]))
+  return jnp.concatenate([last, f, first], axis=axis)
+
+
+def _halo_block(f, *, groups, sizes, stencil, dtype):
+  """The Laplacian of one device's block ``(B, h, w)`` or ``(B, n)`` of
+  fields split over the mesh ``groups`` (one per field axis)."""
+  count = lambda g: math.prod(sizes[a] for a in g)  # noqa: E731
+  if f.ndim == 2:
+    (group,) = groups
+    n = f.shape[1]
+    p = _extend(f, 1, group, count(group)).astype(dtype)
+    return p[:, :n] + p[:, 2:] - 2 * f.astype(dtype)
+  h, w = f.shape[1:]
+  # Rows first, then the columns of the row-extended block: the corners
+  # come from the diagonal neighbour.
+  p = _extend(f, 1, groups[0], count(groups[0]))
+  p = _extend(p, 2, groups[1], count(groups[1]))
+  s = lambda i, j: p[:, i:i + h, j:j + w].astype(dtype)  # noqa: E731
+  return _stencil.stencil_sum(
+      stencil, dtype, f.astype(dtype), s(0, 1), s(2, 1), s(1, 0), s(1, 2),
+      lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
+
+
+def _halo_leaf(x, spec, stencil, dtype):
+  """``'shift'`` on a leaf sharded over an Explicit mesh: inside
+  ``jax.shard_map``, each device's block takes one row (column) from each
+  mesh neighbour (``ppermute``, a collective-permute) and the stencil runs
+  on the extended block; the result has the leaf's sharding."""
+  mesh, xt_spec, field_spec = explicit_field_layout(x, spec)
+  sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+  identity = spec.perm == tuple(range(x.ndim))
+  xt = x if identity else jnp.transpose(x, spec.perm)
+  xt_shape = xt.shape
+  xt = jax.sharding.reshard(xt, xt_spec)  # a no-op unless moved
+  field = lax.reshape(xt, (spec.batch,) + spec.field, out_sharding=field_spec)
+  body = functools.partial(
+      _halo_block, groups=tuple(mesh_axes(e) for e in field_spec[1:]),
+      sizes=sizes, stencil=stencil, dtype=dtype)
+  out = jax.shard_map(body, mesh=mesh, in_specs=field_spec,
+                      out_specs=field_spec)(field)
+  out = lax.reshape(out, xt_shape, out_sharding=xt_spec)
+  out = out if identity else jnp.transpose(out, np.argsort(spec.perm))
+  return jax.sharding.reshard(out, explicit_sharding(x).spec)
+
+
+def explicit_sharding(x) -> jax.sharding.NamedSharding | None:
+  """The sharding in ``x``'s type where a mesh axis of Explicit type shards
+  it (inside ``jax.set_mesh`` on such a mesh), else None.
+
+  Where the mesh's axes are Auto (or there is no mesh), the type carries no
+  sharding and XLA's SPMD partitioner chooses it: then None.
+  """
+  try:
+    sharding = jax.typeof(x).sharding
+  except (AttributeError, TypeError):  # not an array, or an older JAX
+    return None
+  mesh = getattr(sharding, "mesh", None)
+  spec = getattr(sharding, "spec", None)
+  if mesh is None or spec is None or mesh.empty:
+    return None
+  axis_type = getattr(jax.sharding, "AxisType", None)
+  explicit = {name for name, kind in zip(mesh.axis_names,
+                                         getattr(mesh, "axis_types", ()))
+              if axis_type is not None and kind == axis_type.Explicit}
+  used = set()
+  for entry in spec:
+    if entry is not None:
+      used.update(entry if isinstance(entry, tuple) else (entry,))
+  return sharding if used & explicit else None
+
+
+def unsharded(x: jax.Array) -> jax.Array:
+  """``x`` whole on every device where an Explicit mesh axis shards it (an
+  all-gather: for statistics that need every entry, such as a median),
+  else ``x`` unchanged (on Auto meshes XLA's partitioner gathers what it
+  needs)."""
+  if explicit_sharding(x) is None:
+    return x
+  return jax.sharding.reshard(x, jax.sharding.PartitionSpec())
+
+
+def _leaf_laplacian(x, spec, stencil, impl, dtype):
+  """:func:`leaf_laplacian` once ``impl`` is resolved (not None)."""
   if impl in PALLAS_IMPLS:
     return _pallas.laplacian_kernel(x, spec, stencil,
                                     interpret=impl == "pallas_interpret")

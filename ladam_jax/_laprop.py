@@ -38,12 +38,13 @@ def scale_by_laplacian_laprop(
     c2: Any = 0.0,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by LaProp, the second moment optionally Laplacian-smoothed.
 
@@ -80,6 +81,9 @@ def scale_by_laplacian_laprop(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -87,7 +91,8 @@ def scale_by_laplacian_laprop(
   _validation.check_adam_like(b1, b2, eps, variance_floor)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2)
+                     allow_unstable_c2=allow_unstable_c2,
+                     partition_specs=partition_specs)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
   floor = eps if variance_floor is None else variance_floor
@@ -96,7 +101,8 @@ def scale_by_laplacian_laprop(
   def init_fn(params):
     _coupling.check_params(
         params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil)
+        bound_stencil=bound_stencil, partition_specs=partition_specs,
+        what="scale_by_laplacian_laprop")
     return ScaleByLaplacianLapropState(
         jnp.zeros([], jnp.int32), optax.tree.zeros_like(params, mu_dtype),
         optax.tree.zeros_like(params, nu_dtype))
@@ -105,7 +111,8 @@ def scale_by_laplacian_laprop(
     del params
     leaves = _coupling.plan(
         updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
+        partition_specs=partition_specs, what="scale_by_laplacian_laprop")
     count_inc = optax.safe_increment(state.count)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
@@ -133,12 +140,13 @@ def laprop(
     c2: Any = 0.0,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""LaProp with decoupled weight decay; ``c2 > 0`` gives Laplacian LaProp.
 
@@ -169,6 +177,9 @@ def laprop(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -177,5 +188,6 @@ def laprop(
   parts = [scale_by_laplacian_laprop(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2)]
+      nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
+      partition_specs=partition_specs)]
   return _chain.decay_and_lr(parts, learning_rate, weight_decay, mask)

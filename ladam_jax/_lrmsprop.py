@@ -38,9 +38,10 @@ def scale_by_laplacian_rms(
     c2: Any = 1e-4,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by RMSProp whose running average is Laplacian-smoothed.
 
@@ -72,6 +73,9 @@ def scale_by_laplacian_rms(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -81,13 +85,15 @@ def scale_by_laplacian_rms(
   _validation.check_non_negative("initial_scale", initial_scale)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2)
+                     allow_unstable_c2=allow_unstable_c2,
+                     partition_specs=partition_specs)
   bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
     _coupling.check_params(
         params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil)
+        bound_stencil=bound_stencil, partition_specs=partition_specs,
+        what="scale_by_laplacian_rms")
     nu = optax.tree.full_like(params, initial_scale)
     return ScaleByLaplacianRmsState(jnp.zeros([], jnp.int32), nu)
 
@@ -95,7 +101,8 @@ def scale_by_laplacian_rms(
     del params
     leaves = _coupling.plan(
         updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil)
+        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
+        partition_specs=partition_specs, what="scale_by_laplacian_rms")
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, decay, 2)
     new_updates = _coupling.smooth_tree(
         nu, leaves, stencil, impl, floor=0.0,
@@ -116,10 +123,11 @@ def lrmsprop(
     c2: Any = 1e-4,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     initial_scale: jax.typing.ArrayLike = 0.0,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""LRMSProp: RMSProp with a Laplacian-smoothed average (``ladam.LRMSProp``).
 
@@ -147,6 +155,9 @@ def lrmsprop(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs`` (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -156,7 +167,8 @@ def lrmsprop(
   parts = [scale_by_laplacian_rms(
       decay, eps, initial_scale=initial_scale, c2=c2, stencil=stencil,
       min_spatial_size=min_spatial_size, layout=layout, impl=impl,
-      allow_unstable_c2=allow_unstable_c2)]
+      allow_unstable_c2=allow_unstable_c2,
+      partition_specs=partition_specs)]
   if not _validation.is_static_zero(momentum):
     parts.append(optax.trace(decay=momentum))
   return _chain.decay_and_lr(parts, learning_rate, weight_decay)

@@ -60,7 +60,7 @@ def on_gpu() -> bool:
 
 def qualifies(shape: tuple[int, ...], spec, *dtypes) -> bool:
   """Whether a leaf of this shape, field ``spec`` and dtypes has a kernel."""
-  return (spec is not None and not spec.too_small and
+  return (spec is not None and not spec.too_small and not spec.flip and
           all(jnp.dtype(d) == jnp.float32 for d in dtypes) and
           _stencil.row_neighbours(shape, spec) is not None)
 

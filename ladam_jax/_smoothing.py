@@ -18,7 +18,6 @@ kept, and no floor is needed.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, NamedTuple, Optional
 
@@ -28,10 +27,14 @@ import numpy as np
 import optax
 
 from ladam_jax import _c2
+from ladam_jax import _halo
+from ladam_jax import _laplacian
 from ladam_jax import _layout
 from ladam_jax import _numerics
+from ladam_jax import _sharded_fft
 from ladam_jax import _stencil
 from ladam_jax import _validation
+from ladam_jax._sharded_fft import laplacian_symbol
 
 __all__ = ["ScaleByLaplacianSmoothingState", "scale_by_laplacian_smoothing",
            "scale_by_implicit_laplacian_adam", "lsadam", "lssgd",
@@ -43,76 +46,38 @@ class ScaleByLaplacianSmoothingState(NamedTuple):
   count: jax.Array
 
 
-@functools.lru_cache(maxsize=None)
-def laplacian_symbol(field: tuple[int, ...], stencil: str) -> np.ndarray:
-  r"""The eigenvalues :math:`\lambda_k \le 0` of the periodic Laplacian.
-
-  On a field of shape ``field`` (``(n,)``: the 1-D kernel ``[1, -2, 1]``;
-  ``(h, w)``: the 9- or 5-point stencil), in the layout of
-  ``jnp.fft.rfftn`` over the field's axes (the last axis halved), float64.
-  For weights (centre :math:`c`, face :math:`f`, corner :math:`k`):
-  :math:`c + 2f(\cos\theta_1 + \cos\theta_2) + 4k\cos\theta_1\cos\theta_2`
-  with :math:`\theta_i = 2\pi k_i / n_i`.
-  """
-  last = 2 * np.pi * np.arange(field[-1] // 2 + 1) / field[-1]
-  if len(field) == 1:
-    return -2.0 + 2.0 * np.cos(last)
-  first = (2 * np.pi * np.arange(field[0]) / field[0])[:, None]
-  centre, face, corner = _stencil.WEIGHTS[stencil]
-  c1, c2 = np.cos(first), np.cos(last)[None, :]
-  return centre + 2 * face * (c1 + c2) + 4 * corner * c1 * c2
-
-
-def _dft_matrix(n: int, dtype) -> jax.Array:
-  """The n-point DFT matrix exp(-2πi jk/n) (complex)."""
-  k = np.arange(n)
-  return jnp.asarray(np.exp(-2j * np.pi * np.outer(k, k) / n), dtype)
-
-
 def _to_fields(x: jax.Array, spec: _layout.FieldSpec, dtype) -> jax.Array:
+  x = jnp.flip(x, spec.flip) if spec.flip else x
   xt = x if spec.perm == tuple(range(x.ndim)) else jnp.transpose(x, spec.perm)
-  return xt.reshape((spec.batch,) + spec.field).astype(dtype)
+  shape = (spec.batch,) + spec.field
+  typed = _laplacian.explicit_field_layout(x, spec)
+  if typed is None:
+    return xt.reshape(shape).astype(dtype)
+  # On an Explicit mesh the reshape's result is typed: each field axis is
+  # split as the leading leaf axis of those it merges.
+  _, leaf_spec, field_spec = typed
+  xt = jax.sharding.reshard(xt, leaf_spec)  # a no-op unless moved
+  return jax.lax.reshape(xt, shape, out_sharding=field_spec).astype(dtype)
 
 
 def _from_fields(u: jax.Array, x: jax.Array,
                  spec: _layout.FieldSpec) -> jax.Array:
   shape = tuple(x.shape[p] for p in spec.perm)
-  u = u.reshape(shape).astype(x.dtype)
-  return (u if spec.perm == tuple(range(x.ndim))
-          else jnp.transpose(u, np.argsort(spec.perm)))
-
-
-def _solve_fields(f: jax.Array, sigma: jax.Array, field: tuple[int, ...],
-                  stencil: str, method: str) -> jax.Array:
-  """``(I - sigma·L)^{-1}`` on fields ``f`` of shape (B, *field), exactly;
-  ``sigma`` (B,), one per field.
-
-  ``method='fft'``: ``jnp.fft``; ``'dft'``: the same transform as dense
-  matrix products, O(n·(h + w)) per field instead of O(n log n), which
-  XLA's SPMD partitioner handles on sharded axes (its FFT it does not).
-  """
-  dtype = f.dtype
-  axes = tuple(range(1, 1 + len(field)))
-  sigma = sigma.reshape((-1,) + (1,) * len(field)).astype(dtype)
-  if method == "fft":
-    symbol = jnp.asarray(laplacian_symbol(field, stencil), dtype)
-    return jnp.fft.irfftn(jnp.fft.rfftn(f, axes=axes) / (1.0 - sigma * symbol),
-                          s=field, axes=axes)
-  cdtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
-  multiplier = 1.0 / (1.0 - sigma * jnp.asarray(
-      laplacian_full_symbol(field, stencil), dtype))
-  mats = [_dft_matrix(n, cdtype) for n in field]
-  hp = jax.lax.Precision.HIGHEST
-  if len(field) == 1:
-    g = jnp.einsum("jk,bk->bj", mats[0], f.astype(cdtype), precision=hp)
-    u = jnp.einsum("jk,bk->bj", jnp.conj(mats[0]), g * multiplier,
-                   precision=hp)
-  else:
-    g = jnp.einsum("ij,bjk,lk->bil", mats[0], f.astype(cdtype), mats[1],
-                   precision=hp)
-    u = jnp.einsum("ij,bjk,lk->bil", jnp.conj(mats[0]), g * multiplier,
-                   jnp.conj(mats[1]), precision=hp)
-  return jnp.real(u) / math.prod(field)
+  typed = _laplacian.explicit_field_layout(x, spec)
+  u = (u.reshape(shape) if typed is None
+       else jax.lax.reshape(u, shape, out_sharding=typed[1]))
+  u = u.astype(x.dtype)
+  u = (u if spec.perm == tuple(range(x.ndim))
+       else jnp.transpose(u, np.argsort(spec.perm)))
+  u = jnp.flip(u, spec.flip) if spec.flip else u
+  if typed is not None:
+    u = jax.sharding.reshard(u, jax.typeof(x).sharding.spec)
+  elif jax.device_count() > 1:
+    # Auto axes: the result takes the leaf's sharding, whatever the
+    # partitioner chose for the reshapes between them.
+    from jax.experimental.shard_alike import shard_alike  # pylint: disable=g-import-not-at-top
+    _, u = shard_alike(x, u)
+  return u
 
 
 def _solve_group(xs: list, spec: _layout.FieldSpec, sigmas: list,
@@ -120,23 +85,14 @@ def _solve_group(xs: list, spec: _layout.FieldSpec, sigmas: list,
   """Leaves of one shape, dtype and field, solved as one stacked array (one
   transform for the group instead of one per leaf)."""
   dtype = jnp.float64 if xs[0].dtype == jnp.float64 else jnp.float32
-  f = jnp.concatenate([_to_fields(x, spec, dtype) for x in xs])
+  fields = [_to_fields(x, spec, dtype) for x in xs]
+  f = fields[0] if len(fields) == 1 else jnp.concatenate(fields)
   sigma = jnp.repeat(jnp.stack([jnp.asarray(s, dtype) for s in sigmas]),
                      spec.batch)
-  u = _solve_fields(f, sigma, spec.field, stencil, method)
+  # Sharded fields stay sharded through the solve (see _sharded_fft).
+  u = _sharded_fft.solve(f, sigma, spec.field, stencil, method)
   return [_from_fields(u[i * spec.batch:(i + 1) * spec.batch], x, spec)
           for i, x in enumerate(xs)]
-
-
-@functools.lru_cache(maxsize=None)
-def laplacian_full_symbol(field: tuple[int, ...], stencil: str) -> np.ndarray:
-  """:func:`laplacian_symbol` on the whole frequency grid (not halved)."""
-  angles = [2 * np.pi * np.arange(n) / n for n in field]
-  if len(field) == 1:
-    return -2.0 + 2.0 * np.cos(angles[0])
-  centre, face, corner = _stencil.WEIGHTS[stencil]
-  c1, c2 = np.cos(angles[0])[:, None], np.cos(angles[1])[None, :]
-  return centre + 2 * face * (c1 + c2) + 4 * corner * c1 * c2
 
 
 def _flat_spec(shape: tuple[int, ...]) -> _layout.FieldSpec:
@@ -169,6 +125,7 @@ def smooth_tree(tree: Any, count: jax.Array, *, sigma, stencil, layout,
                 flatten, min_spatial_size, method) -> Any:
   """``(I - sigma·L)^{-1}`` applied to every leaf of ``tree`` that has a
   field (sigma at step ``count``); the others are returned as they are."""
+  _halo.refuse_smoothing_in_shard_map(tree, "Laplacian smoothing")
   leaves, treedef = jax.tree.flatten(tree)
   sigmas = _c2.resolve_c2(sigma, tree, count)
   out = list(leaves)
@@ -183,9 +140,12 @@ def smooth_tree(tree: Any, count: jax.Array, *, sigma, stencil, layout,
     if (spec is None or spec.too_small or _validation.is_concrete_zero(s)
         or (min_size is not None and math.prod(jnp.shape(x)) < min_size)):
       continue
-    groups.setdefault((tuple(jnp.shape(x)), jnp.result_type(x), spec),
-                      []).append(i)
-  for (shape, _, spec), idx in groups.items():
+    # With several devices each leaf is solved alone: stacked leaves would
+    # have to share one sharding.
+    key = (tuple(jnp.shape(x)), jnp.result_type(x), spec,
+           i if jax.device_count() > 1 else None)
+    groups.setdefault(key, []).append(i)
+  for (shape, _, spec, _), idx in groups.items():
     solved = _solve_group([leaves[i] for i in idx], spec,
                           [sigmas[i] for i in idx], stencil, method)
     for i, u in zip(idx, solved):
@@ -198,7 +158,7 @@ def scale_by_laplacian_smoothing(
     sigma: Any = 1.0,
     *,
     stencil: str = "9point",
-    layout: Any = "flax",
+    layout: Any = "auto",
     flatten: bool = False,
     min_spatial_size: int = 16,
     method: str = "fft",
@@ -222,12 +182,12 @@ def scale_by_laplacian_smoothing(
   fields with a side below 3, lines shorter than 4), pass unchanged. The
   solve runs in float64 for float64 leaves, else in float32 (cast back).
 
-  Sharded leaves: XLA partitions an FFT along unsharded axes only; with
-  ``method='fft'`` a leaf sharded along one of its field's axes does not
-  compile (XLA:CPU, JAX 0.10: a ``RET_CHECK`` in the FFT thunk, or an abort
-  in the SPMD partitioner). ``method='dft'`` computes the same transform
-  with matrix products, which shard (all-gathers / reductions where the
-  sharded axis is contracted); its cost grows with the field's sides.
+  Sharded leaves (``NamedSharding`` on an Explicit or an Auto mesh, 1-D or
+  2-D) stay sharded through the solve: each axis of the field is
+  transformed while it is local, and the data moves between the two with
+  all-to-alls, never a gather of the leaf (:mod:`ladam_jax._sharded_fft`;
+  ``docs/sharding.md``). The result has the leaf's sharding, for both
+  ``method`` values.
 
   Put it before any optimizer: ``optax.chain(scale_by_laplacian_smoothing(
   sigma), optax.adam(lr))`` is LS-Adam (:func:`lsadam`), with
@@ -260,8 +220,7 @@ def scale_by_laplacian_smoothing(
     min_spatial_size: leaves with fewer entries pass unchanged.
     method: ``'fft'`` (default: ``jnp.fft``, O(n log n) per field) or
       ``'dft'`` (the same transform as dense matrix products, O(n·(h + w))
-      per field of n = h·w entries: for leaves sharded along their field,
-      which XLA's partitioner handles for matrix products but not for FFTs).
+      per field of n = h·w entries).
 
   Returns:
     An ``optax.GradientTransformation`` whose state counts the steps.
@@ -294,7 +253,7 @@ def scale_by_implicit_laplacian_adam(
     eps: float = 1e-8,
     *,
     stencil: str = "9point",
-    layout: Any = "flax",
+    layout: Any = "auto",
     flatten: bool = False,
     min_spatial_size: int = 16,
     method: str = "fft",
@@ -333,7 +292,8 @@ def scale_by_implicit_laplacian_adam(
     layout: the fields.
     flatten: every leaf as one periodic line.
     min_spatial_size: smaller leaves get Adam's step.
-    method: ``'fft'`` or ``'dft'`` (sharded leaves).
+    method: ``'fft'`` or ``'dft'`` (see
+      :func:`scale_by_laplacian_smoothing`).
 
   Returns:
     An ``optax.GradientTransformation`` with Adam's state.
@@ -366,7 +326,7 @@ def scale_by_implicit_laplacian_adam(
 
 def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
            b2: float = 0.999, eps: float = 1e-8, *, sigma: Any = 1.0,
-           stencil: str = "9point", layout: Any = "flax",
+           stencil: str = "9point", layout: Any = "auto",
            flatten: bool = False, min_spatial_size: int = 16,
            method: str = "fft", target: str = "grad",
            ) -> optax.GradientTransformation:
@@ -394,7 +354,7 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
     layout: the fields.
     flatten: the paper's flattened 1-D variant.
     min_spatial_size: smaller leaves are not smoothed.
-    method: ``'fft'`` or ``'dft'`` (sharded leaves; see
+    method: ``'fft'`` or ``'dft'`` (see
       :func:`scale_by_laplacian_smoothing`).
     target: ``'grad'`` (smooth the gradient) or ``'nu'`` (smooth Adam's
       second moment).
@@ -415,7 +375,7 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
 
 def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,
           momentum: Optional[float] = None, nesterov: bool = False, *,
-          sigma: Any = 1.0, stencil: str = "9point", layout: Any = "flax",
+          sigma: Any = 1.0, stencil: str = "9point", layout: Any = "auto",
           flatten: bool = False, min_spatial_size: int = 16,
           method: str = "fft") -> optax.GradientTransformation:
   r"""LS-SGD (Osher et al., 2018): SGD on Laplacian-smoothed gradients.
@@ -439,7 +399,7 @@ def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,
     layout: the fields.
     flatten: the paper's flattened 1-D variant.
     min_spatial_size: smaller leaves are not smoothed.
-    method: ``'fft'`` or ``'dft'`` (sharded leaves; see
+    method: ``'fft'`` or ``'dft'`` (see
       :func:`scale_by_laplacian_smoothing`).
 
   Returns:

@@ -111,7 +111,7 @@ def row_neighbours(shape: tuple[int, ...], spec: _layout.FieldSpec):
   the rows may differ (a Flax conv kernel ``(kh, kw, in, out)``: field rows
   ``(in, kh, kw)``, columns ``out``).
   """
-  if len(spec.field) != 2:
+  if len(spec.field) != 2 or spec.flip:
     return None
   nd = len(shape)
   perm = [a for a in spec.perm if shape[a] > 1]

@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ladam_jax import _tree_specs
 from ladam_jax import _chain
+from ladam_jax import _halo
 from ladam_jax import _numerics
 from ladam_jax import _ladam
 from ladam_jax import _validation
@@ -36,6 +38,8 @@ def scale_by_velocity_regularization(
     beta3: jax.typing.ArrayLike = 1.0,
     lr_cutoff: jax.typing.ArrayLike = 10.0,
     velocity: str = "momentum",
+    *,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Scales ``inner``'s updates by VRAdam's velocity penalty.
 
@@ -66,6 +70,11 @@ def scale_by_velocity_regularization(
     beta3: strength of the penalty, >= 0 (paper: 1; 0 gives ``inner``).
     lr_cutoff: cap of :math:`\beta_3 S`, >= 0 (public code: 10).
     velocity: ``'momentum'`` or ``'gradient'``.
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs as
+      given to ``in_specs``: :math:`S` is then summed over each leaf's
+      blocks (``jax.lax.psum`` over the mesh axes that split it), so the
+      penalty is the global one. None (default): leaves whose type varies
+      over a manual mesh axis are refused. Ignored outside ``shard_map``.
 
   Returns:
     A :class:`optax.GradientTransformation`.
@@ -73,6 +82,7 @@ def scale_by_velocity_regularization(
   _validation.check_non_negative("beta3", beta3)
   _validation.check_non_negative("lr_cutoff", lr_cutoff)
   _validation.check_choice("velocity", velocity, VELOCITIES)
+  _halo.check_partition_specs(partition_specs)
 
   def init_fn(params):
     inner_state = inner.init(params)
@@ -84,9 +94,13 @@ def scale_by_velocity_regularization(
   def update_fn(updates, state, params=None):
     new_updates, inner_state = inner.update(updates, state.inner_state, params)
     source = _momentum(inner_state) if velocity == "momentum" else updates
+    # Inside shard_map, each leaf's sum over its blocks (none outside).
+    split = _halo.split_axes(source, partition_specs,
+                             "scale_by_velocity_regularization")
     speed2 = sum(  # |x|², bf16 leaves summed in float32
-        jnp.sum(_numerics.abs_sq(x.astype(jnp.promote_types(x.dtype, jnp.float32))))
-        for x in jax.tree.leaves(source))
+        _halo.psum(jnp.sum(_numerics.abs_sq(
+            x.astype(jnp.promote_types(x.dtype, jnp.float32)))), axes)
+        for x, axes in zip(jax.tree.leaves(source), split))
     factor = 1.0 / (1.0 + jnp.minimum(beta3 * speed2, lr_cutoff))
     new_updates = jax.tree.map(lambda u: (u * factor).astype(u.dtype),
                                new_updates)
@@ -122,11 +136,12 @@ def vradam(
     c2: Any = 0.0,
     stencil: str = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "flax",
+    layout: Any = "auto",
     variance_floor: Optional[jax.typing.ArrayLike] = None,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     impl: Optional[str] = None,
     allow_unstable_c2: bool = False,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""VRAdam; ``c2 > 0`` gives its Laplacian (LAdam) variant.
 
@@ -163,6 +178,10 @@ def vradam(
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
       (see :func:`ladam_jax.scale_by_laplacian_adam`).
+    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
+      as given to ``in_specs``, for the Laplacian's halo exchange and the
+      velocity's global norm (see
+      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
 
   Returns:
     The optimizer as an :class:`optax.GradientTransformation`.
@@ -172,10 +191,13 @@ def vradam(
   inner = [_ladam.scale_by_laplacian_adam(
       b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      impl=impl, allow_unstable_c2=allow_unstable_c2)]
+      impl=impl, allow_unstable_c2=allow_unstable_c2,
+      partition_specs=partition_specs)]
   if not _validation.is_static_zero(weight_decay):
-    inner.append(optax.add_decayed_weights(weight_decay, mask))
+    inner.append(optax.add_decayed_weights(
+        weight_decay, _tree_specs.as_mask(mask)))
   return optax.chain(
       scale_by_velocity_regularization(optax.chain(*inner), beta3, lr_cutoff,
-                                       velocity),
+                                       velocity,
+                                       partition_specs=partition_specs),
       optax.scale_by_learning_rate(learning_rate))

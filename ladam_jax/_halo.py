@@ -1,0 +1,542 @@
+r"""The Laplacian of parameter blocks inside ``jax.shard_map``: halo exchange.
+
+Inside ``jax.shard_map`` every device holds one block of each leaf. Adam is
+elementwise, so it gives the same update on a block as on the whole leaf;
+the Laplacian couples neighbours, and the periodic stencil applied to a
+block alone would wrap around at the block's edges. With the leaves'
+``PartitionSpec`` (as given to ``shard_map``'s ``in_specs``), each block
+takes one row (and one column) from each of its mesh neighbours with
+``jax.lax.ppermute`` and the stencil runs on the extended block, so that
+
+.. math::
+  L_{\text{block}}(x)_{ij} = L(x)_{ij} \quad \text{for every entry of the block}
+
+with the periodic wrap joining the first and the last block.
+
+Which field a leaf is comes from its layout (:mod:`ladam_jax._layout`): the
+leaf is transposed to ``(*batch, *rows, *cols)`` and reshaped to ``(batch,
+h, w)``. A mesh axis that splits the *leading* axis of the rows (or of the
+columns) cuts the field into contiguous bands of rows (or columns): one halo
+row (column) from each neighbour is then enough. A mesh axis on a later
+axis of the rows (say ``r1`` of rows ``(r0, r1, r2)``) gives each device
+``size(r0)`` runs of consecutive rows, one per index ``o`` of ``r0``: each
+run takes its halos from the same run of the neighbouring blocks, except
+across the periodic wrap, where run ``o`` of the first block continues run
+``o - 1`` of the last one (a roll of the received halos). Batch axes are
+independent fields and need no exchange. Two split tensor axes within the
+rows (or within the columns) are refused with an error that names the leaf
+and the axes.
+Rows are exchanged first, then the columns of the row-extended block, so
+that the 9-point stencil's corners come from the diagonal neighbour.
+
+Without ``partition_specs``, a leaf whose type says it varies over a manual
+mesh axis (``jax.shard_map``'s default ``check_vma=True``) may be a block and
+is refused with an error that names ``partition_specs``; a leaf that does
+not vary is whole on every device. Under ``check_vma=False`` (and
+``jax.pmap``) the type says nothing: leaves are taken to be whole, with a
+warning. Outside ``shard_map`` none of this runs.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, NamedTuple, Optional, Sequence
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec
+
+from ladam_jax import _layout
+from ladam_jax import _stencil
+from ladam_jax import _tree_specs
+
+__all__ = ["Context", "Partition", "Block", "Ring", "context", "partitions",
+           "leaf_block", "block_laplacian", "split_axes", "psum",
+           "finite_mean", "check_partition_specs", "is_spec_leaf",
+           "pmin", "pmax", "gather", "leaf_paths",
+           "refuse_smoothing_in_shard_map", "ERROR_HINT"]
+
+ERROR_HINT = (
+    "Pass `partition_specs`: the PartitionSpecs of the params as given to "
+    "shard_map's in_specs (a PartitionSpec, a pytree (prefix) of them or a "
+    "callable params -> such a pytree; None or PartitionSpec() for a leaf "
+    "that every device holds whole), e.g. partition_specs={'w': "
+    "PartitionSpec('x', None), 'b': None}.")
+
+
+class Context(NamedTuple):
+  """The manual (``shard_map``) mesh axes around the current trace."""
+
+  manual: frozenset  # names of the manual mesh axes
+  sizes: dict  # every mesh axis name -> size
+  vma_checked: Optional[bool]  # shard_map's check_vma (None: unknown)
+
+
+class Partition(NamedTuple):
+  """How one leaf is split over the manual mesh axes (static)."""
+
+  dims: tuple[tuple[str, ...], ...]  # per tensor axis, manual axes splitting it
+  blocks: tuple[int, ...]  # per tensor axis, number of blocks
+  global_shape: tuple[int, ...]
+
+  @property
+  def split(self) -> tuple[str, ...]:
+    return tuple(a for axes in self.dims for a in axes)
+
+
+class Block(NamedTuple):
+  """A leaf split over manual mesh axes, as the Laplacian sees it (static).
+
+  ``spec`` is the local block's field (None when the leaf has no field);
+  ``rows`` / ``cols`` the :class:`Ring` of the contiguous bands that the
+  manual mesh axes cut the field's rows / columns into (None: not cut);
+  ``split`` every manual mesh axis that splits the leaf (for reductions over
+  the whole leaf).
+  """
+
+  spec: Optional[_layout.FieldSpec]
+  rows: Optional["Ring"]
+  cols: Optional["Ring"]
+  split: tuple[str, ...]
+  size: int  # the global leaf's number of elements
+
+
+class Ring(NamedTuple):
+  """The blocks along one field dimension, as ``ppermute`` addresses them.
+
+  ``axes`` are the manual mesh axes in the mesh's order (``ppermute`` numbers
+  devices over them in that order, whatever the order in the
+  PartitionSpec); ``forward`` sends block ``b`` to block ``b + 1`` (block
+  numbers in the PartitionSpec's order, ``spec_axes``; periodic).
+
+  ``segments`` is the product of the sizes of the tensor axes flattened
+  into the field dimension before the split one (1 when the split axis
+  leads). The block then holds ``segments`` runs of consecutive field rows
+  (or columns), one per index of those axes: the run of segment ``o`` of
+  block ``b`` follows the run of segment ``o`` of block ``b - 1``, and on
+  block 0 it follows segment ``o - 1`` of the last block.
+  """
+
+  axes: tuple[str, ...]
+  forward: tuple[tuple[int, int], ...]
+  spec_axes: tuple[str, ...]
+  segments: int
+  # The split tensor axis is read in reverse (a layout's `flip`): the field
+  # sees the blocks in reverse order.
+  reverse: bool = False
+
+
+def _ring(spec_axes: tuple[str, ...], sizes: dict, segments: int,
+          reverse: bool = False) -> Ring:
+  """The :class:`Ring` of the blocks that ``spec_axes`` (major to minor, as
+  in one PartitionSpec entry) cut a dimension into; with ``reverse``, in
+  the field's order of a tensor axis read in reverse."""
+  mesh_axes = tuple(a for a in sizes if a in spec_axes)
+  spec_sizes = [sizes[a] for a in spec_axes]
+  n = math.prod(spec_sizes)
+
+  def device(block):  # block number -> ppermute's number of that device
+    if reverse:
+      block = n - 1 - block
+    coords = dict(zip(spec_axes, _unravel(block, spec_sizes)))
+    index = 0
+    for a in mesh_axes:
+      index = index * sizes[a] + coords[a]
+    return index
+
+  return Ring(mesh_axes, tuple((device(b), device((b + 1) % n))
+                               for b in range(n)), tuple(spec_axes), segments,
+              reverse)
+
+
+def _unravel(index: int, sizes: Sequence[int]) -> list[int]:
+  out = []
+  for size in reversed(sizes):
+    out.append(index % size)
+    index //= size
+  return out[::-1]
+
+
+def is_spec_leaf(x) -> bool:
+  """One leaf's partition spec: a PartitionSpec, or None (not split)."""
+  return x is None or isinstance(x, PartitionSpec)
+
+
+def check_partition_specs(partition_specs) -> None:
+  """Construction-time check of ``partition_specs``' top level."""
+  if partition_specs is None or isinstance(partition_specs, PartitionSpec):
+    return
+  if isinstance(partition_specs, (str, int, float)):
+    raise ValueError(
+        f"Invalid partition_specs {partition_specs!r}: expected None, a "
+        "jax.sharding.PartitionSpec, a pytree (prefix) of them or a "
+        "callable params -> such a pytree.")
+
+
+def _vma_checked() -> Optional[bool]:
+  try:
+    from jax._src import config  # pylint: disable=g-import-not-at-top
+    return bool(config._check_vma.value)  # pylint: disable=protected-access
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def context() -> Optional[Context]:
+  """The manual mesh axes of the current trace, or None (no ``shard_map``).
+
+  Reads the abstract mesh only: outside ``shard_map`` this is one Python
+  call at trace time and nothing at run time.
+  """
+  try:
+    mesh = jax.sharding.get_abstract_mesh()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  manual = tuple(getattr(mesh, "manual_axes", ()) or ())
+  if not manual:
+    return None
+  return Context(frozenset(manual), dict(mesh.shape), _vma_checked())
+
+
+def _varying(x) -> frozenset:
+  """The manual mesh axes over which ``x``'s type says it varies."""
+  try:
+    aval = jax.typeof(x)
+  except Exception:  # pylint: disable=broad-except
+    return frozenset()
+  vma = getattr(aval, "vma", None)
+  if vma is None:
+    mat = getattr(aval, "manual_axis_type", None)
+    vma = getattr(mat, "varying", None) if mat is not None else None
+  return frozenset(vma or ())
+
+
+def leaf_paths(tree) -> list[str]:
+  """Every leaf's key path, for error messages."""
+  return [jax.tree_util.keystr(p) or "<root>"
+          for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _entry_axes(entry) -> tuple[str, ...]:
+  if entry is None:
+    return ()
+  if isinstance(entry, (tuple, list)):
+    return tuple(entry)
+  return (entry,)
+
+
+def _partition(pspec: Optional[PartitionSpec], shape: tuple[int, ...],
+               ctx: Context, path: str, what: str) -> Optional[Partition]:
+  """The leaf's :class:`Partition` from its spec; None if not split."""
+  if pspec is None:
+    return None
+  entries = tuple(pspec)
+  if len(entries) > len(shape):
+    raise ValueError(
+        f"{what}: partition_specs gives {pspec} for the leaf {path} of local "
+        f"shape {shape}: more entries than the leaf has axes.")
+  entries = entries + (None,) * (len(shape) - len(entries))
+  seen = set()
+  dims, blocks = [], []
+  for axis, entry in enumerate(entries):
+    if entry is PartitionSpec.UNCONSTRAINED:
+      raise ValueError(
+          f"{what}: partition_specs gives P.UNCONSTRAINED for axis {axis} of "
+          f"the leaf {path}; inside shard_map every axis is either split by "
+          "named mesh axes or not (None).")
+    names = _entry_axes(entry)
+    manual = []
+    for pos, name in enumerate(names):
+      if name not in ctx.sizes:
+        raise ValueError(
+            f"{what}: partition_specs names the mesh axis {name!r} for axis "
+            f"{axis} of the leaf {path}, but the mesh has the axes "
+            f"{tuple(ctx.sizes)}.")
+      if name in seen:
+        raise ValueError(
+            f"{what}: partition_specs {pspec} of the leaf {path} names the "
+            f"mesh axis {name!r} twice.")
+      seen.add(name)
+      if name in ctx.manual:
+        if any(n not in ctx.manual for n in names[:pos]):
+          raise ValueError(
+              f"{what}: partition_specs {pspec} of the leaf {path} puts the "
+              f"manual mesh axis {name!r} after an automatic one on axis "
+              f"{axis}: its blocks are not contiguous. Put the manual axes "
+              "first in that entry.")
+        if ctx.sizes[name] > 1:
+          manual.append(name)
+    dims.append(tuple(manual))
+    blocks.append(math.prod(ctx.sizes[n] for n in manual))
+  if not any(dims):
+    return None
+  return Partition(tuple(dims), tuple(blocks),
+                   tuple(s * b for s, b in zip(shape, blocks)))
+
+
+def partitions(tree: Any, partition_specs: Any, ctx: Optional[Context], *,
+               may_couple: Sequence[bool], what: str
+               ) -> list[Optional[Partition]]:
+  """Per leaf of ``tree``, how it is split over the manual mesh axes.
+
+  ``ctx`` is :func:`context` (None outside ``shard_map``: nothing is split).
+  With ``partition_specs=None`` (not given), leaves in ``may_couple`` whose
+  type varies over a manual axis are refused (they may be blocks); under
+  ``check_vma=False`` the type says nothing, and leaves are taken whole with
+  a warning.
+  """
+  leaves = jax.tree.leaves(tree)
+  if ctx is None:
+    return [None] * len(leaves)
+  paths = leaf_paths(tree)
+  if partition_specs is None:
+    if ctx.vma_checked:
+      for x, path, couple in zip(leaves, paths, may_couple):
+        varying = _varying(x) & ctx.manual
+        if couple and varying:
+          raise ValueError(
+              f"{what} runs inside jax.shard_map, and the leaf {path} "
+              f"(local shape {tuple(jnp.shape(x))}) varies over the manual "
+              f"mesh axes {tuple(sorted(varying))}: it may be one block of a "
+              "larger parameter, and the Laplacian couples entries across "
+              "blocks (on a block alone it would wrap around at the block's "
+              f"edges and give a different update). {ERROR_HINT}")
+    elif any(may_couple):
+      warnings.warn(
+          f"{what} runs inside jax.shard_map or jax.pmap with check_vma=False "
+          f"(manual mesh axes {tuple(sorted(ctx.manual))}): the values' types "
+          "do not say whether a leaf is split, so every leaf is taken to be "
+          "whole on each device. If leaves are split, the Laplacian needs "
+          f"their specs. {ERROR_HINT}", stacklevel=4)
+    return [None] * len(leaves)
+  specs = _tree_specs.per_leaf(partition_specs, tree,
+                               is_spec_leaf=is_spec_leaf,
+                               name="partition_specs", none_is_value=True)
+  return [_partition(s, tuple(jnp.shape(x)), ctx, path, what)
+          for x, s, path in zip(leaves, specs, paths)]
+
+
+def _field_axes(ndim: int, layout) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """(rows, cols) tensor axes of the field, as :func:`_layout.field_spec`."""
+  axes = (_layout._named_axes(layout, ndim)  # pylint: disable=protected-access
+          if isinstance(layout, str) else layout)
+  return (tuple(a % ndim for a in axes.rows),
+          tuple(a % ndim for a in axes.cols))
+
+
+def _leading(group: tuple[int, ...], part: Partition, kind: str, path: str,
+             layout, what: str, sizes: dict,
+             flip: tuple[int, ...] = ()) -> Optional[Ring]:
+  """The :class:`Ring` of the manual axes that split the field's ``kind``
+  (None when none does)."""
+  split = [a for a in group if part.dims[a]]
+  if not split:
+    return None
+  shape = part.global_shape
+  if len(split) > 1:
+    raise ValueError(
+        f"{what}: the leaf {path} (global shape {shape}) is split on the "
+        f"axes {tuple(split)} (mesh axes "
+        f"{tuple(part.dims[a] for a in split)}), which are all flattened "
+        f"into its field's {kind} (the axes {group} under layout "
+        f"{layout!r}). A halo exchange handles one split tensor axis per "
+        f"field dimension: split only one of them (several mesh axes on one "
+        "tensor axis, P(('a', 'b')), are fine), leave the others out of the "
+        "field with a ladam_jax.LaplacianLayout (batch axes), or run the "
+        "optimizer outside shard_map (under jit with sharded arrays).")
+  a = split[0]
+  segments = math.prod(shape[b] for b in group[:group.index(a)])
+  return _ring(part.dims[a], sizes, segments, reverse=a in flip)
+
+
+def leaf_block(part: Optional[Partition], local_shape: tuple[int, ...],
+               layout, path: str, what: str, ctx: Context) -> Optional[Block]:
+  """The :class:`Block` of a split leaf (None when it is not split)."""
+  if part is None:
+    return None
+  size = math.prod(part.global_shape)
+  spec = _layout.field_spec(local_shape, layout)
+  if spec is None:
+    return Block(None, None, None, part.split, size)
+  rows, cols = _field_axes(len(local_shape), layout)
+  # Axes the layout reads in reverse, from the global shape (the local
+  # FieldSpec leaves out those of local size 1).
+  flip = getattr(_layout.field_spec(part.global_shape, layout), "flip", ())
+  return Block(spec,
+               _leading(rows, part, "rows", path, layout, what, ctx.sizes,
+                        flip),
+               _leading(cols, part, "columns", path, layout, what, ctx.sizes,
+                        flip),
+               part.split, size)
+
+
+def _name(axes: tuple[str, ...]):
+  return axes[0] if len(axes) == 1 else axes
+
+
+def _to_varying(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
+  """``x`` typed as varying over ``axes`` (for collectives under check_vma)."""
+  missing = tuple(a for a in axes if a not in _varying(x))
+  if missing and _vma_checked():
+    if hasattr(lax, "pcast"):
+      x = lax.pcast(x, _name(missing), to="varying")
+    else:  # JAX before lax.pcast
+      x = lax.pvary(x, _name(missing))  # pylint: disable=no-member
+  return x
+
+
+def _extend(f: jax.Array, axis: int, ring: Optional[Ring]) -> jax.Array:
+  """``f`` with one halo slice on each side of each run along ``axis``.
+
+  ``f``'s ``axis - 1`` indexes the ring's segments (runs of consecutive
+  field rows or columns, :class:`Ring`) and ``axis`` runs along them. The
+  halos come from the neighbouring blocks of the ``ring`` (periodic: block
+  0's lower neighbour is the last block, where the runs' segments shift by
+  one), or from the block's own wrap when ``ring`` is None.
+  """
+  first = lax.slice_in_dim(f, 0, 1, axis=axis)
+  last = lax.slice_in_dim(f, f.shape[axis] - 1, f.shape[axis], axis=axis)
+  if ring is None:
+    return jnp.concatenate([last, f, first], axis=axis)
+  name = _name(ring.axes)
+  last = _to_varying(last, ring.axes)
+  first = _to_varying(first, ring.axes)
+  # Block b receives the last slice of block b - 1 and the first of b + 1.
+  below = lax.ppermute(last, name, list(ring.forward))
+  above = lax.ppermute(first, name, [(j, i) for i, j in ring.forward])
+  if ring.segments > 1:
+    # Across the periodic wrap, segment o continues segment o -/+ 1.
+    b = lax.axis_index(_name(ring.spec_axes))
+    n = len(ring.forward)
+    if ring.reverse:
+      b = n - 1 - b
+    below = jnp.where(b == 0, jnp.roll(below, 1, axis=axis - 1), below)
+    above = jnp.where(b == n - 1, jnp.roll(above, -1, axis=axis - 1), above)
+  f = _to_varying(f, ring.axes)
+  return jnp.concatenate([below, f, above], axis=axis)
+
+
+def block_laplacian(x: jax.Array, block: Block, stencil: str,
+                    dtype) -> jax.Array:
+  """The global Laplacian's values on this device's block of a leaf.
+
+  Sums in ``dtype`` in the order of :func:`ladam_jax._stencil.stencil_sum`,
+  as the ``'shift'`` implementation on the whole leaf does.
+  """
+  spec = block.spec
+  flip = getattr(spec, "flip", ())
+  if flip:  # the field reads these axes in reverse (Ring.reverse for blocks)
+    x = jnp.flip(x, flip)
+  identity = spec.perm == tuple(range(x.ndim))
+  xt = x if identity else jnp.transpose(x, spec.perm)
+  # (batch, row segments, rows per segment[, column segments, columns per
+  # segment]): every run is a band of consecutive global field rows/columns.
+  seg = lambda ring: 1 if ring is None else ring.segments
+  sr, sc = seg(block.rows), seg(block.cols)
+  if len(spec.field) == 1:
+    n = spec.field[0] // sr
+    f = xt.reshape((spec.batch, sr, n))
+    p = _extend(f, 2, block.rows).astype(dtype)
+    out = p[..., :n] + p[..., 2:] - 2 * f.astype(dtype)
+  else:
+    h, w = spec.field[0] // sr, spec.field[1] // sc
+    f = xt.reshape((spec.batch, sr, h, sc, w))
+    p = _extend(f, 2, block.rows)
+    p = _extend(p, 4, block.cols)
+    s = lambda i, j: p[:, :, i:i + h, :, j:j + w].astype(dtype)
+    out = _stencil.stencil_sum(
+        stencil, dtype, f.astype(dtype), s(0, 1), s(2, 1), s(1, 0), s(1, 2),
+        lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
+  out = out.reshape(xt.shape)
+  if not identity:
+    out = jnp.transpose(out, [spec.perm.index(a) for a in range(x.ndim)])
+  return jnp.flip(out, flip) if flip else out
+
+
+def split_axes(tree: Any, partition_specs: Any, what: str
+               ) -> list[tuple[str, ...]]:
+  """Per leaf of ``tree``, the manual mesh axes that split it (reductions
+  over whole leaves psum over them); all empty outside ``shard_map``."""
+  ctx = context()
+  n = len(jax.tree.leaves(tree))
+  parts = partitions(tree, partition_specs, ctx, may_couple=[True] * n,
+                     what=what)
+  return [() if p is None else p.split for p in parts]
+
+
+def psum(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
+  """``x`` summed over the mesh ``axes`` (``x`` itself when there are none)."""
+  if not axes:
+    return x
+  return lax.psum(_to_varying(x, axes), _name(axes))
+
+
+def finite_mean(x: jax.Array, block: Optional[Block]) -> jax.Array:
+  """The mean of the finite entries of the whole leaf (0 if none).
+
+  :func:`ladam_jax._numerics.finite_mean` of the global leaf where ``x`` is
+  one block of it (``block``), else of ``x``.
+  """
+  from ladam_jax import _numerics  # pylint: disable=g-import-not-at-top
+  if block is None or not block.split:
+    return _numerics.finite_mean(x)
+  dtype = x.dtype
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  finite = jnp.isfinite(x)
+  scale = float(2 ** -math.ceil(math.log2(max(block.size, 1))))
+  total = psum(jnp.sum(jnp.where(finite, x * scale, jnp.zeros((), x.dtype))),
+               block.split)
+  count = psum(jnp.sum(finite, dtype=jnp.int32), block.split)
+  mean = total / jnp.maximum(count, 1).astype(x.dtype)
+  return (mean / scale).astype(dtype)
+
+
+def refuse_smoothing_in_shard_map(tree: Any, what: str) -> None:
+  """Raises if the FFT-based Laplacian smoothing would run on blocks.
+
+  ``(I - sigma·L)^{-1}`` couples every entry of a field with every other:
+  a halo exchange cannot compute it. Refused inside ``shard_map`` wherever a
+  leaf's type varies over a manual mesh axis; under ``check_vma=False``
+  (where the type cannot tell) with a warning that leaves are taken whole.
+  """
+  ctx = context()
+  if ctx is None:
+    return
+  if not ctx.vma_checked:
+    warnings.warn(
+        f"{what} runs inside jax.shard_map or jax.pmap with check_vma=False: "
+        "every leaf is taken to be whole on each device. The Laplacian "
+        "smoothing solve needs whole fields: if leaves are split, run it "
+        "outside shard_map (under jit with sharded arrays).", stacklevel=4)
+    return
+  for x, path in zip(jax.tree.leaves(tree), leaf_paths(tree)):
+    varying = _varying(x) & ctx.manual
+    if varying:
+      raise ValueError(
+          f"{what} cannot run inside jax.shard_map on split leaves: the leaf "
+          f"{path} (local shape {tuple(jnp.shape(x))}) varies over the manual "
+          f"mesh axes {tuple(sorted(varying))}, and the smoothing solve "
+          "(I - sigma·L)^{-1} couples every entry of a field with every "
+          "other, which a halo exchange cannot give. Run it outside "
+          "shard_map: under jax.jit with the params sharded "
+          "(NamedSharding), where it keeps the sharding; or use LAdam "
+          "(ladam_jax.ladam), whose explicit Laplacian takes "
+          "`partition_specs` inside shard_map.")
+
+
+def pmin(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
+  """``x``'s minimum over the mesh ``axes`` (``x`` when there are none)."""
+  return lax.pmin(_to_varying(x, axes), _name(axes)) if axes else x
+
+
+def pmax(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
+  """``x``'s maximum over the mesh ``axes`` (``x`` when there are none)."""
+  return lax.pmax(_to_varying(x, axes), _name(axes)) if axes else x
+
+
+def gather(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
+  """The blocks of a 1-D ``x`` over the mesh ``axes``, concatenated."""
+  if not axes:
+    return x
+  return lax.all_gather(_to_varying(x, axes), _name(axes), tiled=True)
