@@ -68,6 +68,9 @@ def main(argv=None):
   _cli.add_impl_argument(parser)
   parser.add_argument("--tiny", action="store_true",
                       help="the tasks' tiny sizes (smoke test)")
+  parser.add_argument("--json", default=None,
+                      help="also write the rows to this JSON file (the docs' "
+                      "speed tables are generated from it)")
   args = parser.parse_args(argv)
   names = [n for n in args.optimizers.split(",") if n]
   print(f"# full training step, median of {args.rounds} interleaved rounds of "
@@ -91,6 +94,22 @@ def main(argv=None):
       rows.append((name, n, med, med / base))
       print(f"| {name} | {n} | {med * 1e3:.3f} | {med / base:.3f}x |",
             flush=True)
+  if args.json:
+    import json  # pylint: disable=g-import-not-at-top
+    import sys  # pylint: disable=g-import-not-at-top
+    record = {
+        "what": "train-step",
+        "command": " ".join(["python benchmarks/bench_step.py"] + list(
+            sys.argv[1:] if argv is None else argv)),
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+        "versions": {"jax": jax.__version__, "optax": optax.__version__},
+        "rows": [{"task": t, "optimizer": n, "median_s": float(m),
+                  "ratio": float(r)} for t, n, m, r in rows],
+    }
+    with open(args.json, "w", encoding="utf-8") as f:
+      json.dump(record, f, indent=1)
+    print(f"wrote {args.json}")
   return rows
 
 

@@ -180,6 +180,9 @@ def main(argv=None):
                       help="also time a NumPy copy of each tree's bytes")
   parser.add_argument("--plot", default=None,
                       help="PNG: update time vs parameter count")
+  parser.add_argument("--json", default=None,
+                      help="also write the rows to this JSON file (the docs' "
+                      "speed tables are generated from it)")
   args = parser.parse_args(argv)
   impls = [i for i in args.impls.split(",") if i]
   what = "in-place step (donated)" if args.step else "update-step time"
@@ -207,7 +210,29 @@ def main(argv=None):
             flush=True)
   if args.plot:
     plot_scaling(args, impls)
+  if args.json:
+    write_json(args.json, "step" if args.step else "update", argv, rows)
   return rows
+
+
+def write_json(path, what, argv, rows):
+  """The measured rows (tree, params, contender, median seconds) and how."""
+  import json  # pylint: disable=g-import-not-at-top
+  import platform  # pylint: disable=g-import-not-at-top
+  record = {
+      "what": what,
+      "command": " ".join(["python benchmarks/bench_update.py"]
+                          + list(sys.argv[1:] if argv is None else argv)),
+      "backend": jax.default_backend(),
+      "device": str(jax.devices()[0].device_kind),
+      "machine": f"{platform.machine()}, {jax.device_count()} device(s)",
+      "versions": {"jax": jax.__version__, "optax": optax.__version__},
+      "rows": [{"tree": t, "params": int(n), "contender": k,
+                "median_s": float(m)} for t, n, k, m in rows],
+  }
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(record, f, indent=1)
+  print(f"wrote {path}")
 
 
 def plot_scaling(args, impls):

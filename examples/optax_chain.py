@@ -1,7 +1,7 @@
 """LAdamW inside an Optax chain: gradient clipping, a warmup-cosine schedule,
 per-subtree c2 by path rules, and hyperparameters injected as state.
 
-The model is a Flax linen 1-D CNN denoiser (the seed's task)::
+The model is a Flax linen 1-D CNN denoiser (the reference's CNN-denoising task)::
 
     python examples/optax_chain.py
 """

@@ -25,6 +25,7 @@ from ladam_jax._laplacian import stability_bound
 from ladam_jax._laprop import laprop
 from ladam_jax._laprop import scale_by_laplacian_laprop
 from ladam_jax._laprop import ScaleByLaplacianLapropState
+from ladam_jax._layout import auto_layout
 from ladam_jax._layout import LaplacianLayout
 from ladam_jax._reorder import compute_neuron_order
 from ladam_jax._reorder import reorder_dense
@@ -46,7 +47,7 @@ from ladam_jax._vradam import scale_by_velocity_regularization
 from ladam_jax._vradam import VelocityRegularizationState
 from ladam_jax._vradam import vradam
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AddWeightLaplacianState",
@@ -62,6 +63,7 @@ __all__ = [
     "add_weight_laplacian",
     "analyze_params",
     "auto_c2",
+    "auto_layout",
     "c2_by_path",
     "chi_anneal_schedule",
     "classify_param",

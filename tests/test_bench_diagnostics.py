@@ -64,3 +64,21 @@ def test_diagnostics_is_for_a_task(capsys):
   with pytest.raises(SystemExit):
     _cli.main(["c2-sweep", "--diagnostics", "--tiny"])
   assert "--diagnostics" in capsys.readouterr().err
+
+
+def test_diagnostics_smoke(tmp_path):
+  """--diagnostics on the fastest task (the full check rides on the slow
+  resnet-chi-anneal end-to-end run): stats over training in the JSON, the
+  drawn fields in the .npz."""
+  import json  # pylint: disable=g-import-not-at-top
+  assert _cli.main(["noisy-regression", "--tiny", "--optimizers", "ladam",
+                    "--diagnostics", "--out", str(tmp_path), "--quiet",
+                    "--no-plot"]) == 0
+  rec = json.loads((tmp_path / "noisy-regression.json").read_text())
+  d = rec["diagnostics"]["ladam"]
+  assert set(rec["diagnostics"]) == {"ladam"}
+  assert d["steps"] == [s for s in rec["eval_steps"] if s > 0]
+  assert d["kernels"] and all(k in d["leaves"] for k in d["kernels"].values())
+  fields = np.load(tmp_path / "noisy-regression-step-ratio.npz")
+  assert fields.files and all(np.all(np.isfinite(fields[k]))
+                              for k in fields.files)

@@ -10,7 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("script, args, marker", [
-    ("examples/quickstart.py", ["--steps", "3", "--seeds", "2"], "|---|"),
+    pytest.param("examples/quickstart.py", ["--steps", "3", "--seeds", "2"],
+                 "|---|", marks=pytest.mark.slow),
+    ("examples/equinox_cnn.py", ["--steps", "5", "--batch", "32"],
+     "test accuracy"),
     ("benchmarks/bench_update.py", ["--size-div", "32", "--rounds", "2",
                                     "--trees", "cnn"], "|---|"),
     ("benchmarks/bench_update.py", ["--size-div", "32", "--rounds", "1",
@@ -18,6 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                                     "flat"], "in-place step"),
     ("benchmarks/bench_scale.py", ["--leaves", "2", "--side", "64",
                                    "--rounds", "2"], "temporaries"),
+    pytest.param("benchmarks/bench_sharded.py", ["--tiny"], "|---|",
+                 marks=pytest.mark.slow),  # 8 devices: its own process
     ("benchmarks/bench_compile.py", ["--leaves", "8", "--rounds", "1"],
      "x optax.adam"),
     ("benchmarks/bench_step.py", ["--tiny", "--rounds", "2", "--steps", "1",

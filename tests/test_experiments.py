@@ -148,7 +148,11 @@ def test_same_batches_for_every_optimizer():
   assert not np.allclose(c.curves[:, -1], a.curves[:, -1], rtol=1e-6)
 
 
-@pytest.mark.parametrize("task", sorted(bench.TASKS))
+# Every task end to end is slow (-m slow); noisy-regression, the fastest,
+# stays in the default run as the smoke test of the whole path.
+@pytest.mark.parametrize("task", [
+    pytest.param(t, marks=() if t == "noisy-regression" else pytest.mark.slow)
+    for t in sorted(bench.TASKS)])
 def test_every_task_end_to_end(task, tmp_path, capsys):
   t = bench.TASKS[task]
   # A task with model variants runs every optimizer per variant, the first
@@ -210,6 +214,7 @@ def test_help_states_the_defaults(capsys):
             f"{t.default.seeds} random seeds x {t.default.steps} steps") in out
 
 
+@pytest.mark.slow
 def test_c2_sweep_with_steps_and_held_out_estimate(tmp_path):
   _cli.main(["c2-sweep", "--sweep-task", "noisy-regression", "--tiny",
              "--seeds", "4", "--c2", "0,1e-3", "--sweep-steps", "2,4",
@@ -352,13 +357,18 @@ def test_batch_sampling(task_name, sampling):
     assert any(len(set(row.tolist())) < batch for row in idx)
 
 
-def test_readme_results_tables_are_generated_from_the_json():
+def test_generated_tables_are_up_to_date_with_the_json():
+  """The README's summary and docs/results.md's and docs/performance.md's
+  tables are what tools/results_table.py makes from the committed JSON."""
   spec = importlib.util.spec_from_file_location(
       "results_table", os.path.join(ROOT, "tools", "results_table.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  assert {os.path.relpath(p, ROOT) for p in module.TARGETS} == {
+      "README.md", os.path.join("docs", "results.md"),
+      os.path.join("docs", "performance.md")}
   assert module.main(["--check"]) == 0, (
-      "README results section is stale: run python tools/results_table.py")
+      "a generated table is stale: run python tools/results_table.py")
 
 
 @pytest.mark.parametrize("task_name, names", [
@@ -426,6 +436,7 @@ def test_controls_separate_the_floor_and_the_layout():
   assert len(changed(u_s) & near) < 8 and len(changed(u_s)) >= 8
 
 
+@pytest.mark.slow
 def test_aa_control_runs_on_other_seeds(tmp_path):
   """adam-copy trains Adam on random seeds AA_SEED_OFFSET away, paired with
   Adam by index: different finals (independent runs), same optimizer."""
@@ -446,3 +457,105 @@ def test_aa_control_runs_on_other_seeds(tmp_path):
   assert aa[0]["n"] == 16
   assert _optimizers.OPTIMIZERS["adam-copy"].seed_offset == (
       _optimizers.AA_SEED_OFFSET)
+
+
+def _fake_report(finals_by_name, baselines, labels=None):
+  task = dataclasses.replace(_tasks.CNN_DENOISE, metric="m", metrics=("m",))
+  results = [_fake(n, f) for n, f in finals_by_name.items()]
+  n = len(next(iter(finals_by_name.values())))
+  return _report.Report(
+      task=task, title="t", stem="t", size=task.tiny, seeds=list(range(n)),
+      results=results, baselines=baselines, labels=labels or {},
+      settings={k: {"lr": 1e-3, "c2": 1e-3} for k in finals_by_name},
+      command="x", seconds=0.0)
+
+
+def test_verdict_states_the_rule_and_follows_the_statistics():
+  base = np.linspace(1.0, 2.0, 8)
+  report = _fake_report(
+      {"adam": base, "ladam": base * 0.9,  # better on all 8: p = 2/256
+       "ladam-floor0": base * np.array([0.9, 1.1] * 4)},  # p > 0.05
+      {"adam": None, "ladam": "adam", "ladam-floor0": "adam"},
+      {"adam": "Adam (optax.adam)", "ladam": "LAdam (floor eps, package)",
+       "ladam-floor0": "LAdam (floor 0, scripts)"})
+  text = report.markdown()
+  verdict = text.split("\n\n")[1]
+  assert verdict.startswith("**Verdict:** LAdam (floor eps, package) vs Adam "
+                            "(optax.adam): significantly better, -10.00 % m, "
+                            "p = 0.00781; LAdam (floor 0, scripts) vs Adam "
+                            "(optax.adam): no significant difference")
+  assert verdict.endswith("8 random seeds.")
+  assert "p < 0.05 on the paired two-sided Wilcoxon" in text
+  # The labels are explained where they first appear, after the verdict.
+  assert text.index('"Floor eps, package"') < text.index("| optimizer |")
+  assert '"Floor 0, scripts"' in text
+  worse = _fake_report({"adam": base, "ladam": base * 1.1},
+                       {"adam": None, "ladam": "adam"})
+  assert "ladam vs adam: significantly worse, +10.00 % m" in (
+      worse.markdown())
+
+
+def test_verdict_counts_many_comparisons():
+  base = np.linspace(1.0, 2.0, 8)
+  finals = {"adam": base, **{f"c{i}": base * (1 + 0.01 * (-1) ** np.arange(8))
+                             for i in range(5)}, "good": base * 0.95}
+  report = _fake_report(finals, {n: None if n == "adam" else "adam"
+                                 for n in finals})
+  verdict = report.markdown().split("\n\n")[1]
+  assert verdict.startswith("**Verdict:** Of 6 comparisons with their "
+                            "baselines (8 random seeds), 1 significantly "
+                            "different: good vs adam: significantly better")
+  assert verdict.endswith("no significant difference in the other 5.")
+
+
+def test_one_colour_per_optimizer_everywhere():
+  from ladam_jax.experiments import _style  # pylint: disable=g-import-not-at-top
+  from ladam_jax.experiments import _tune  # pylint: disable=g-import-not-at-top
+  names = sorted(set(_optimizers.OPTIMIZERS) | set(_tune.TUNABLE))
+  colours = [_style.COLOURS[n] for n in names]  # every one has its own
+  assert len(set(colours)) == len(colours)
+  assert _style.colour("torch-ladam") == _style.colour("ladam")
+  assert _style.colour("ladam-floor0 c2=0.001") == _style.colour(
+      "ladam-floor0")
+  # Baselines are dashed and drawn over the Laplacian curves.
+  base, lap = _style.style("adam", True), _style.style("ladam", False)
+  assert base["ls"] == "--" and base["zorder"] > lap["zorder"]
+
+
+@pytest.mark.slow
+def test_report_redraws_a_run_from_its_json(tmp_path, capsys):
+  """``ladam-bench report DIR`` writes the md a run wrote, and its plot,
+  from the JSON alone; the JSON is left as it was."""
+  out = tmp_path / "run"
+  assert _cli.main(["noisy-regression", "--tiny", "--optimizers",
+                    "ladam,adam-copy", "--out", str(out), "--quiet"]) == 0
+  md = (out / "noisy-regression.md").read_text()
+  js = (out / "noisy-regression.json").read_text()
+  assert md.startswith("# ladam-bench noisy-regression\n\n**Verdict:** ")
+  assert "## What the Laplacian adds" in md
+  (out / "noisy-regression.md").unlink()
+  (out / "noisy-regression.png").unlink()
+  capsys.readouterr()
+  assert _cli.main(["report", str(out), "--quiet"]) == 0
+  assert (out / "noisy-regression.md").read_text() == md
+  assert (out / "noisy-regression.json").read_text() == js
+  assert os.path.getsize(out / "noisy-regression.png") > 1000
+  assert "wrote" in capsys.readouterr().out
+
+
+def test_help_lists_every_command(capsys):
+  with pytest.raises(SystemExit):
+    _cli.main(["--help"])
+  out = capsys.readouterr().out
+  for command in ("TASK", "c2-sweep", "tune TASK", "tune-summary DIR",
+                  "report DIR", "--list"):
+    assert f"ladam-bench {command}" in out
+  assert "floor eps, package" in out and "floor 0, scripts" in out
+
+
+def test_bench_extra_check_names_the_extra(monkeypatch, capsys):
+  monkeypatch.setattr(_cli, "missing_bench_modules", lambda: ["flax"])
+  assert _cli.main(["cnn-denoise", "--tiny"]) == 2
+  err = capsys.readouterr().err
+  assert err == ('ladam-bench needs the [bench] extra (missing: flax): '
+                 'pip install "ladam-jax[bench]"\n')

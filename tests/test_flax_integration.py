@@ -113,7 +113,7 @@ def test_c2_by_path_glob():
 
 
 def test_smoothing_stats_in_a_train_state_loop():
-  """The README's Diagnostics example: stats from TrainState.opt_state
+  """The Diagnostics page's example (docs/diagnostics.md): stats from TrainState.opt_state
   inside the jitted step, per leaf of the model."""
   model = LinenCNN()
   tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, 50)
@@ -147,6 +147,7 @@ def test_smoothing_stats_in_a_train_state_loop():
   assert any("step_ratio_median" in k for k in flat)
 
 
+@pytest.mark.slow
 def test_linen_train_state_matches_functional_update():
   model = LinenCNN()
   tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, 50)
@@ -249,6 +250,7 @@ def test_flax_examples(script, args, check, capsys):
   assert "nan" not in capsys.readouterr().out.lower()
 
 
+@pytest.mark.slow
 def test_multi_device_on_8_forced_cpu_devices():
   """pmap, NamedSharding, donation and a sharded restore, in a fresh process."""
   env = dict(os.environ, JAX_PLATFORMS="cpu",

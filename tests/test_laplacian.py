@@ -150,6 +150,7 @@ shapes = st.one_of(
 )
 
 
+@pytest.mark.slow
 @hypothesis.settings(**dict(SETTINGS, max_examples=10))
 @hypothesis.given(shape=shapes, stencil=st.sampled_from(["9point", "5point"]),
                   layout=st.sampled_from(["flax", "torch"]),
@@ -170,6 +171,7 @@ def test_properties(shape, stencil, layout, seed):
   np.testing.assert_allclose(const, 0.0, atol=1e-5)
 
 
+@pytest.mark.slow
 @hypothesis.settings(**dict(SETTINGS, max_examples=8))
 @hypothesis.given(h=st.integers(1, 10), w=st.integers(1, 10),
                   stencil=st.sampled_from(["9point", "5point"]),

@@ -69,6 +69,7 @@ spike = st.tuples(st.sampled_from([0.3, 0.9, 1.1, 3.0, 1e6]),
                   st.floats(0.0, 0.999))
 
 
+@pytest.mark.slow
 @hypothesis.settings(**SETTINGS, max_examples=20)
 @hypothesis.given(
     dtype=st.sampled_from(DTYPES), shape=st.sampled_from(SHAPES),

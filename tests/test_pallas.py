@@ -176,6 +176,7 @@ def test_fused_adam_traced_hyperparameters():
     assert np.abs(a - b).max() > 1e-2 * np.abs(b).max()
 
 
+@pytest.mark.slow
 def test_fused_adam_under_vmap():
   params = {"dense": jnp.zeros((2, 40, 48))}  # a batch of 2 (40, 48) trees
   tx = ladam_jax.scale_by_laplacian_adam(

@@ -38,6 +38,7 @@ def test_float64_matches_reference(name):
   assert _golden.relative_error(ours, ref) <= 1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_float32_matches_reference(name):
   """float32: within twice the reference's own float32 error.

@@ -38,6 +38,7 @@ def _mlp(params, x):
   return h @ params["d2"]["kernel"] + params["d2"]["bias"]
 
 
+@pytest.mark.slow
 def test_reordering_keeps_the_function():
   ks = jax.random.split(jax.random.key(0), 7)
   sizes = [(5, 24), (24, 16), (16, 3)]

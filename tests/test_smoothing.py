@@ -144,6 +144,7 @@ def test_bad_arguments_fail_at_construction(kwargs, message):
     ladam_jax.scale_by_laplacian_smoothing(**kwargs)
 
 
+@pytest.mark.slow
 @hypothesis.settings(max_examples=25, deadline=None)
 @hypothesis.given(
     shape=st.sampled_from([(16,), (5, 7), (3, 3, 2, 4), (4, 8, 3)]),

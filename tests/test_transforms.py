@@ -162,6 +162,7 @@ def test_inject_hyperparams_with_default_zero_stages_under_jit(factory, kwargs):
   assert all(np.all(np.isfinite(u)) for u in jax.tree.leaves(updates))
 
 
+@pytest.mark.slow
 def test_multi_steps_accumulates():
   opt = optax.MultiSteps(ladam_jax.ladam(1e-2, c2=1e-3), every_k_schedule=3)
   params = make_params()
@@ -177,6 +178,7 @@ def test_multi_steps_accumulates():
   assert_trees_close(updates, ref, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_apply_if_finite_skips_nan_steps():
   opt = optax.apply_if_finite(ladam_jax.ladam(1e-2, c2=1e-3), 3)
   params = make_params()
@@ -190,6 +192,7 @@ def test_apply_if_finite_skips_nan_steps():
   assert all(np.all(np.isfinite(u)) for u in jax.tree.leaves(updates))
 
 
+@pytest.mark.slow
 def test_masked_and_partition():
   params = make_params()
   labels = {"conv": {"kernel": "lap", "bias": "adam"},
@@ -208,6 +211,7 @@ def test_masked_and_partition():
                      rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_inject_hyperparams_c2_is_live():
   opt = optax.inject_hyperparams(ladam_jax.ladam)(learning_rate=1e-2, c2=0.05)
   params = make_params()
@@ -227,6 +231,7 @@ def test_inject_hyperparams_c2_is_live():
   assert_trees_close(u1, ref1, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factory, kwargs", [
     (ladam_jax.ladam, dict(learning_rate=1e-2, b1=0.8, c2=0.05,
                            min_spatial_size=10, eps=1e-7)),
@@ -246,6 +251,7 @@ def test_inject_hyperparams_matches_plain(factory, kwargs):
   assert max_rel(injected, plain) <= 1e-6
 
 
+@pytest.mark.slow
 def test_vmap_over_a_batch_of_models():
   opt = ladam_jax.ladam(1e-2, c2=0.05)
   stacked = jax.tree.map(lambda *x: jnp.stack(x),
@@ -261,6 +267,7 @@ def test_vmap_over_a_batch_of_models():
                        rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["variance_lap", "update_lap", "weight_lap",
                                   "wave_variance"])
 def test_bfloat16_params_keep_dtypes(mode):
@@ -441,6 +448,7 @@ def test_inject_hyperparams_rejects_negative_c2_at_init():
 # --- robustness ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @hypothesis.settings(deadline=None, max_examples=8, derandomize=True)
 @hypothesis.given(
     shape=st.sampled_from([(5,), (16,), (2, 40), (9, 7), (3, 3, 4, 5),
@@ -466,6 +474,7 @@ def test_finite_gradients_give_finite_updates(shape, c2, mode, stencil, floor,
     params = optax.apply_updates(params, updates)
 
 
+@pytest.mark.slow
 @hypothesis.settings(deadline=None, max_examples=15, derandomize=True)
 @hypothesis.given(
     factory=st.sampled_from([ladam_jax.lrmsprop, ladam_jax.ladagrad]),
@@ -489,6 +498,7 @@ def _many_small_leaves(n=40):
   return tree
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factory, kwargs", [
     (ladam_jax.ladam, {}),
     (ladam_jax.ladam, dict(mode="update_lap")),
@@ -529,6 +539,7 @@ def test_batched_small_leaves_match_leaf_by_leaf(factory, kwargs, monkeypatch):
   assert not np.allclose(batched[0]["w00"], plain["w00"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_batching_compiles_the_stencil_once_per_group(monkeypatch):
   from ladam_jax import _coupling  # pylint: disable=g-import-not-at-top
   params = _many_small_leaves()

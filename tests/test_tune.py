@@ -40,10 +40,12 @@ def test_search_points_cover_the_log_ranges_and_repeat():
     _tune.search_points(dims, 0, 1e-3)
 
 
-def test_trials_in_one_program_equal_separate_runs(name="ladam"):
+@pytest.mark.parametrize("task_name", [
+    "noisy-regression", pytest.param("cnn-denoise", marks=pytest.mark.slow)])
+def test_trials_in_one_program_equal_separate_runs(task_name, name="ladam"):
   """Trials set in an injected state (tiled random seeds, one compile)
   train exactly as optimizers built at each trial's values."""
-  task = _tasks.get_task("cnn-denoise")
+  task = _tasks.get_task(task_name)
   size = task.tiny
   opt = _tune.TUNABLE[name]
   points = {"learning_rate": np.array([3e-3, 3e-4])}
@@ -114,6 +116,7 @@ def test_performance_profile_constructed_case():
   np.testing.assert_allclose(prof[1], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
 
 
+@pytest.mark.slow
 def test_tune_cli_end_to_end_and_summary(tmp_path, capsys):
   out = str(tmp_path)
   assert _cli.main(["tune", "cnn-denoise", "--tiny", "--budget", "3",
@@ -136,13 +139,34 @@ def test_tune_cli_end_to_end_and_summary(tmp_path, capsys):
   other = dict(rec, task="noisy-regression", comparisons=[
       dict(c, p_value=p) for c, p in zip(rec["comparisons"], (0.01, 0.2, 0.04))])
   (tmp_path / "tune-noisy-regression.json").write_text(json.dumps(other))
-  assert _cli.main(["tune-summary", out, "--no-plot"]) == 0
+  md = (tmp_path / "tune-cnn-denoise.md").read_text()
+  assert md.split("\n\n")[1].startswith(
+      "**Verdict (held out, tuned vs tuned):** ")
+  assert "p < 0.05 on the paired two-sided Wilcoxon" in md
+  # --quiet is accepted by tune-summary as by every command.
+  assert _cli.main(["tune-summary", out, "--no-plot", "--quiet"]) == 0
   summary = json.loads((tmp_path / "tune-summary.json").read_text())
   assert summary["tasks"] == ["cnn-denoise", "noisy-regression"]
   rows = [r for r in summary["comparisons"]
           if (r["candidate"], r["baseline"]) == ("ladam", "adam")]
   assert len(rows) == 2 and all(r["p_holm"] >= r["p_value"] for r in rows)
-  assert "Holm p" in capsys.readouterr().out
+  out_text = capsys.readouterr().out
+  assert "Holm p" in out_text and "**Verdict:** across 2 tasks" in out_text
+
+
+def test_tune_cli_smoke(tmp_path, capsys):
+  """The tune command and its summary at the smallest size (the full
+  end-to-end check above is slow)."""
+  out = str(tmp_path)
+  assert _cli.main(["tune", "noisy-regression", "--tiny", "--budget", "2",
+                    "--optimizers", "adam,ladam", "--out", out, "--quiet",
+                    "--no-plot"]) == 0
+  rec = json.loads((tmp_path / "tune-noisy-regression.json").read_text())
+  assert [(c["candidate"], c["baseline"]) for c in rec["comparisons"]] == [
+      ("ladam", "adam")]
+  assert len(rec["optimizers"]["ladam"]["trials"]) == 2
+  assert _cli.main(["tune-summary", out, "--no-plot", "--quiet"]) == 0
+  assert "# ladam-bench tune: across tasks" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -15,7 +15,8 @@ Run by hand, with torch installed (not needed by the test suite)::
 
 Writes ``benchmarks/ladam-bench/reference-scripts/TASK.json`` in the format of
 ``ladam-bench``'s JSON (``results``: optimizer name → final metric per
-random seed), which ``tools/results_table.py`` puts in the README.
+random seed), which ``tools/results_table.py`` puts in the README and
+``docs/results.md``.
 """
 
 from __future__ import annotations

@@ -1,29 +1,42 @@
 """ladam-bench: the reference's experiments (ladam 0.4.1), Adam vs LAdam.
 
-Usage:
-    ladam-bench --list                          # every task, one line each
-    ladam-bench cnn-denoise                     # ~1 min on 2 CPU cores
+Commands:
+    ladam-bench TASK [options]        run one task (see --list), e.g.
+                                      ladam-bench cnn-denoise (~1 min on 2
+                                      CPU cores)
+    ladam-bench c2-sweep [options]    c2 (x steps) sweep over a task
+    ladam-bench tune TASK [options]   equal-budget tuning of every optimizer
+    ladam-bench tune-summary DIR      across the tasks tuned into DIR
+    ladam-bench report DIR            redraw DIR's reports (md, png) from
+                                      their JSON, without training
+    ladam-bench --list                every task, one line each
+Each command takes --help.
+
+Examples:
     ladam-bench cnn-denoise --full --reference torch
     ladam-bench pinn-wave --seeds 20 --steps 1000
     ladam-bench c2-sweep --sweep-task pinn-wave --sweep-steps 500,1000
     ladam-bench noisy-regression --optimizers ladam,lrmsprop,ladagrad
-    ladam-bench cnn-denoise --optimizers adam,ladam,adam-copy,adam-floor,ladam-shuffled
-    ladam-bench tune cnn-denoise --budget 8     # equal-budget tuning
-    ladam-bench tune-summary bench-results      # across tuned tasks
+    ladam-bench cnn-denoise --optimizers ladam,adam-copy,adam-floor
+    ladam-bench tune cnn-denoise --budget 8
+    ladam-bench tune-summary bench-results
 
 Optimizers are compared paired over random seeds (the same data,
-initialisation and batches). The controls: adam-copy is Adam on other
-random seeds against Adam (an A/A run: it shows what "no difference" looks
-like); adam-floor (Adam with LAdam's eps floor, no Laplacian) and
-ladam-shuffled (LAdam coupling randomly permuted entries) are compared
-with LAdam: what the Laplacian, and its spatial layout, add. Every run
-writes DIR/TASK.md (also printed), DIR/TASK.json (the final metric of every
-optimizer and random seed) and DIR/TASK.png.
+initialisation and batches). The optimizer ladam is labelled
+"floor eps, package": LAdam as the reference's package ships it, the
+smoothed variance floored at eps. ladam-floor0 is labelled
+"floor 0, scripts": LAdam as the reference's experiment scripts ran it
+(floored at 0); they produced the reference's results table. The
+controls: adam-copy is Adam on other random seeds against Adam (an A/A
+run: it shows what "no difference" looks like); adam-floor (Adam with
+LAdam's eps floor, no Laplacian) and ladam-shuffled (LAdam coupling
+randomly permuted entries) are compared with LAdam: what the Laplacian,
+and its spatial layout, add. Every run writes DIR/TASK.md
+(also printed; it opens with a verdict: significant means p < 0.05 on the
+paired Wilcoxon signed-rank test), DIR/TASK.json (every number of the
+report) and DIR/TASK.png.
 
-"ladam-bench tune TASK" gives every optimizer the same number of
-quasi-random trials over its own hyperparameters (lr; c2 for LAdam; eps for
-adam-eps, Adam's control) on tuning random seeds, then re-runs each one's
-best trial on the held-out random seeds (see "ladam-bench tune --help").
+Needs the [bench] extra (pip install "ladam-jax[bench]") to run a task.
 """
 
 from __future__ import annotations
@@ -40,14 +53,20 @@ import jax
 
 from ladam_jax import _laplacian
 from ladam_jax.experiments import _diagnose
-from ladam_jax.experiments import _nets
 from ladam_jax.experiments import _optimizers
 from ladam_jax.experiments import _report
 from ladam_jax.experiments import _sweep
+from ladam_jax.experiments import _task
 from ladam_jax.experiments import _tasks
-from ladam_jax.experiments import _torch_init
 from ladam_jax.experiments import _train
 from ladam_jax.experiments import _tune
+
+# What running a task imports beyond the library (the [bench] extra):
+# module → the pip package that brings it. matplotlib and tqdm (also in the
+# extra) are optional: without them a run draws no plot, no progress bar.
+BENCH_MODULES = {"flax": "flax", "scipy": "scipy", "sklearn": "scikit-learn",
+                 "mnist1d": "mnist1d"}
+BENCH_EXTRA = 'pip install "ladam-jax[bench]"'
 
 SWEEP = "c2-sweep"
 SWEEP_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -55,6 +74,29 @@ SWEEP_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
 # eps floor alone already changes Adam (see the README).
 SWEEP_OPTIMIZERS = "ladam-floor0"
 DEFAULT_OUT = "bench-results"
+
+
+def missing_bench_modules() -> list[str]:
+  """The pip packages of the [bench] extra that cannot be imported."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  missing = []
+  for module, package in BENCH_MODULES.items():
+    try:
+      importlib.import_module(module)
+    except ImportError:
+      missing.append(package)
+  return missing
+
+
+def _need_bench() -> Optional[int]:
+  """None if the [bench] extra is installed; else prints one line naming
+  it (on stderr) and returns the exit status 2."""
+  missing = missing_bench_modules()
+  if not missing:
+    return None
+  print(f"ladam-bench needs the [bench] extra (missing: "
+        f"{', '.join(missing)}): {BENCH_EXTRA}", file=sys.stderr)
+  return 2
 
 
 def _floats(text: str) -> list[float]:
@@ -124,7 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog=_task_defaults())
   p.add_argument("task", nargs="?", choices=list(_tasks.TASKS) + [SWEEP],
-                 help="the task to run (see --list)")
+                 metavar="TASK",
+                 help="the task to run: " + ", ".join(list(_tasks.TASKS)
+                                                       + [SWEEP])
+                 + f" (see --list); or one of the commands {TUNE}, "
+                 f"{TUNE_SUMMARY}, {REPORT} (see above)")
   p.add_argument("--list", action="store_true",
                  help="print every task with a one-line description and exit")
   p.add_argument("--seeds", type=_positive,
@@ -159,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--sweep-steps", type=_positive_list,
                  help="c2-sweep: also compare at these step counts, e.g. "
                  "500,1000 (default: the last step only)")
-  p.add_argument("--init", choices=_torch_init.INITS, default="torch",
+  p.add_argument("--init", choices=_task.INITS, default="torch",
                  help="initialisation: PyTorch's defaults, as the reference's "
                  "scripts (default), or Flax's")
   size = p.add_mutually_exclusive_group()
@@ -277,10 +323,10 @@ def _runs(task, args, parser) -> list[Run]:
   if args.variants:
     variants = tuple(dict.fromkeys(
         v.strip() for v in args.variants.split(",") if v.strip()))
-    bad = [v for v in variants if v not in _nets.NORMS]
+    bad = [v for v in variants if v not in _task.NORMS]
     if bad or not variants:
       parser.error(f"--variants: unknown {bad or variants!r}; choose from "
-                   f"{_nets.NORMS}")
+                   f"{_task.NORMS}")
   return _variant_runs(task, runs, variants)
 
 
@@ -316,10 +362,12 @@ def list_tasks() -> str:
                "eps) per optimizer, then held out")
   lines.append(f"{TUNE_SUMMARY + ' DIR':<19} across tuned tasks: performance "
                "profile, Holm-corrected p-values")
+  lines.append(f"{REPORT + ' DIR':<19} redraw DIR's reports (md, png) from "
+               "their JSON, no training")
   return "\n".join(lines)
 
 
-TUNE, TUNE_SUMMARY = "tune", "tune-summary"
+TUNE, TUNE_SUMMARY, REPORT = "tune", "tune-summary", "report"
 TUNE_HELP = f"""ladam-bench tune: every optimizer tuned with the same budget.
 
 Each optimizer gets --budget trials over its own hyperparameters, drawn
@@ -369,7 +417,7 @@ def build_tune_parser() -> argparse.ArgumentParser:
                  + f" (default {','.join(_tune.DEFAULT_TUNE_OPTIMIZERS)})")
   p.add_argument("--search-seed", type=int, default=0,
                  help="seed of the Halton sequence's scrambling (default 0)")
-  p.add_argument("--init", choices=_torch_init.INITS, default="torch",
+  p.add_argument("--init", choices=_task.INITS, default="torch",
                  help="initialisation (default torch)")
   size = p.add_mutually_exclusive_group()
   size.add_argument("--full", action="store_true",
@@ -388,6 +436,9 @@ def tune_main(argv: Sequence[str]) -> int:
   """``ladam-bench tune TASK ...``."""
   parser = build_tune_parser()
   args = parser.parse_args(argv)
+  status = _need_bench()
+  if status is not None:
+    return status
   names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
   bad = [n for n in names if n not in _tune.TUNABLE]
   if bad or not names:
@@ -436,6 +487,9 @@ def tune_summary_main(argv: Sequence[str]) -> int:
       ".json, .png).")
   p.add_argument("dir", help="the --out directory of the tune runs")
   p.add_argument("--no-plot", action="store_true", help="write no PNG")
+  p.add_argument("--quiet", action="store_true",
+                 help="no progress bar (tune-summary trains nothing, so it "
+                 "never shows one; accepted as by every command)")
   args = p.parse_args(argv)
   import glob  # pylint: disable=import-outside-toplevel
   import json  # pylint: disable=import-outside-toplevel
@@ -455,12 +509,84 @@ def tune_summary_main(argv: Sequence[str]) -> int:
   return 0
 
 
+def _backend_of(md_path: str) -> Optional[str]:
+  """The backend named in an existing report's 'Run:' line, if any."""
+  import re  # pylint: disable=import-outside-toplevel
+  try:
+    with open(md_path, encoding="utf-8") as f:
+      match = re.search(r"^Run: .* — JAX \S+ on (\w+) \(", f.read(), re.M)
+  except OSError:
+    return None
+  return match.group(1) if match else None
+
+
+def report_main(argv: Sequence[str]) -> int:
+  """``ladam-bench report DIR``: every report in DIR redrawn from its JSON."""
+  import glob  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  p = argparse.ArgumentParser(
+      prog=f"ladam-bench {REPORT}",
+      description="Redraws the reports in DIR from their JSON records, "
+      "without training: DIR/TASK.md and DIR/TASK.png from DIR/TASK.json, "
+      "DIR/tune-TASK.md and .png from DIR/tune-TASK.json, and the "
+      "tune-summary from the tune records. The records are only read; "
+      "tune-summary.json is recomputed from the tune records.")
+  p.add_argument("dir", help="a directory of ladam-bench results")
+  p.add_argument("--no-plot", action="store_true", help="write no PNG")
+  p.add_argument("--quiet", action="store_true",
+                 help="print only the paths written")
+  args = p.parse_args(argv)
+  paths = sorted(glob.glob(os.path.join(args.dir, "*.json")))
+  if not paths:
+    p.error(f"no .json record in {args.dir!r}")
+  written, tuned = [], False
+  for path in paths:
+    stem = os.path.splitext(path)[0]
+    if os.path.basename(path) == "tune-summary.json":
+      continue
+    with open(path, encoding="utf-8") as f:
+      record = json.load(f)
+    if _report.is_task_record(record):
+      if not record.get("backend"):
+        record = dict(record, backend=_backend_of(stem + ".md"))
+      md = _report.render_markdown(record)
+      png = None if args.no_plot else stem + ".png"
+      if png is not None and not _report.plot_record(png, record):
+        png = None
+    elif _tune.is_tune_record(record):
+      tuned = True
+      report = _tune.TuneReport(record)
+      md = report.markdown()
+      png = None if args.no_plot else stem + ".png"
+      if png is not None and not report.plot(png):
+        png = None
+    else:
+      if not args.quiet:
+        print(f"skipped {path}: not a ladam-bench task or tune record")
+      continue
+    with open(stem + ".md", "w", encoding="utf-8") as f:
+      f.write(md)
+    written += [stem + ".md"] + ([png] if png else [])
+  if tuned and os.path.exists(os.path.join(args.dir, "tune-summary.json")):
+    records = []
+    for path in sorted(glob.glob(os.path.join(args.dir, "tune-*.json"))):
+      if not path.endswith("tune-summary.json"):
+        with open(path, encoding="utf-8") as f:
+          records.append(json.load(f))
+    written += [x for x in _tune.summarize(records, args.dir,
+                                           plot=not args.no_plot) if x]
+  print("\n".join(f"wrote {x}" for x in written))
+  return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] == TUNE:
     return tune_main(argv[1:])
   if argv and argv[0] == TUNE_SUMMARY:
     return tune_summary_main(argv[1:])
+  if argv and argv[0] == REPORT:
+    return report_main(argv[1:])
   parser = build_parser()
   args = parser.parse_args(argv)
   if args.list:
@@ -468,6 +594,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
   if args.task is None:
     parser.error("a task is required (see --list)")
+  status = _need_bench()
+  if status is not None:
+    return status
   if args.sweep_steps and args.task != SWEEP:
     parser.error("--sweep-steps is for c2-sweep only")
   if args.diagnostics and args.task == SWEEP:
@@ -580,5 +709,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       print(f"wrote {png}")
     else:
       print("matplotlib is not installed: no plot (pip install "
-            "'ladam-jax[examples]')")
+            "'ladam-jax[bench]')")
   return 0

@@ -46,7 +46,7 @@ class ScaleByFlooredAdamState(NamedTuple):
 
 
 def scale_by_floored_adam(c2: Any, *, b1=0.9, b2=0.999, eps=1e-8,
-                          min_spatial_size=16, layout="flax"
+                          min_spatial_size=16, layout="auto"
                           ) -> optax.GradientTransformation:
   r""":math:`\hat m / (\sqrt{\max(\hat v, \epsilon)} + \epsilon)` on the
   leaves LAdam with this ``c2``, ``min_spatial_size`` and ``layout`` couples,

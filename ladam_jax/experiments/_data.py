@@ -43,7 +43,7 @@ def _sklearn_dataset(loader: str, needed_by: str):
   except ImportError as e:  # pragma: no cover
     raise ImportError(
         f"scikit-learn is needed for {needed_by} (its bundled data set): "
-        "pip install 'ladam-jax[examples]'") from e
+        "pip install 'ladam-jax[bench]'") from e
   return getattr(datasets, loader)()
 
 
@@ -79,7 +79,7 @@ def mnist1d_arrays():
     from mnist1d.data import get_dataset_args, make_dataset  # pylint: disable=import-outside-toplevel
   except ImportError as e:  # pragma: no cover
     raise ImportError("image-mlp needs mnist1d (its offline generator): "
-                      "pip install 'ladam-jax[examples]'") from e
+                      "pip install 'ladam-jax[bench]'") from e
   state, py_state = np.random.get_state(), random.getstate()
   try:
     d = make_dataset(get_dataset_args())

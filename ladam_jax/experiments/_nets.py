@@ -36,8 +36,7 @@ class DenoiseCNN(nn.Module):
 
 
 # The normalization layers NormMLP compares (the workshop paper's E2d runs).
-NORMS = ("batchnorm", "wavenorm", "wavenorm-damped", "layernorm", "chinorm",
-         "none")
+from ladam_jax.experiments._task import NORMS  # noqa: E402  (re-exported)
 
 
 class NormMLP(nn.Module):

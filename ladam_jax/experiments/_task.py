@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["Task", "Size", "stream_key", "batch_indices", "init_scheme",
-           "mse", "classification", "SAMPLINGS", "DATA", "INIT", "BATCH"]
+           "mse", "classification", "SAMPLINGS", "INITS", "NORMS", "DATA", "INIT", "BATCH"]
 
 DATA, INIT, BATCH = 0, 1, 2
 
@@ -28,6 +28,13 @@ DATA, INIT, BATCH = 0, 1, 2
 # the last partial batch dropped, as a shuffling DataLoader with
 # drop_last=True) or 'full' (the whole training set every step).
 SAMPLINGS = ("randint", "epochs", "full")
+
+# Initialisations: PyTorch's defaults (as the reference's scripts) or Flax's.
+INITS = ("torch", "flax")
+
+# The normalization layers of the model variants (wavenorm-regression).
+NORMS = ("batchnorm", "wavenorm", "wavenorm-damped", "layernorm", "chinorm",
+         "none")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ladam_jax.experiments import _data
-from ladam_jax.experiments import _nets
 from ladam_jax.experiments import _task
 # Re-exported: the runner and the tests reach the framework through here.
 from ladam_jax.experiments._task import (BATCH, DATA, INIT, SAMPLINGS, Size, Task,
@@ -27,13 +26,21 @@ __all__ = ["TASKS", "get_task", "Task", "Size", "stream_key",
            "batch_indices", "SAMPLINGS", "DATA", "INIT", "BATCH"]
 
 
+def _models():
+  """The Flax models (:mod:`~ladam_jax.experiments._nets`), imported when a
+  task builds one: the task list itself needs no Flax."""
+  from ladam_jax.experiments import _nets  # pylint: disable=import-outside-toplevel
+  return _nets
+
+
 # ----------------------------------------------------------------------------
 # cnn-denoise: experiment_scripts/_cnn_test.py, run_denoising
 # ----------------------------------------------------------------------------
 
 
 def _denoise_model(size):
-  return _nets.DenoiseCNN(size.options["channels"], _task.init_scheme(size))
+  return _models().DenoiseCNN(size.options["channels"],
+                              _task.init_scheme(size))
 
 
 def _denoise_setup(seed, size):
@@ -99,8 +106,8 @@ CNN_DENOISE = Task(
 
 
 def _wave_model(size):
-  return _nets.TanhMLP(size.options["width"], size.options["depth"],
-                 init_scheme=_task.init_scheme(size))
+  return _models().TanhMLP(size.options["width"], size.options["depth"],
+                           init_scheme=_task.init_scheme(size))
 
 
 def _wave_setup(seed, size):
@@ -199,8 +206,8 @@ PINN_WAVE = Task(
 
 def _digits_model(size):
   o = size.options
-  return _nets.DigitsTransformer(o["dim"], o["heads"], o["layers"],
-                                 _task.init_scheme(size))
+  return _models().DigitsTransformer(o["dim"], o["heads"], o["layers"],
+                                     _task.init_scheme(size))
 
 
 def _digits_setup(seed, size):
@@ -274,7 +281,7 @@ IMAGE_TRANSFORMER = Task(
 
 
 def _regression_model(size):
-  return _nets.SmallMLP(size.options["width"], _task.init_scheme(size))
+  return _models().SmallMLP(size.options["width"], _task.init_scheme(size))
 
 
 def _regression_setup(seed, size):
@@ -341,8 +348,8 @@ NOISY_REGRESSION = Task(
 
 
 def _mlp_model(size):
-  return _nets.ReluMLP(size.options["width"],
-                       init_scheme=_task.init_scheme(size))
+  return _models().ReluMLP(size.options["width"],
+                           init_scheme=_task.init_scheme(size))
 
 
 def _mnist1d_setup(seed, size):
@@ -428,7 +435,8 @@ IMAGE_MLP = Task(
 
 
 def _resnet_model(size):
-  return _nets.SmallResNet(size.options["channels"], _task.init_scheme(size))
+  return _models().SmallResNet(size.options["channels"],
+                               _task.init_scheme(size))
 
 
 def _resnet_setup(seed, size):
@@ -500,8 +508,8 @@ RESNET_CHI_ANNEAL = Task(
 
 def _lm_model(size):
   o = size.options
-  return _nets.CharTransformer(o["dim"], o["heads"], o["layers"], o["context"],
-                         _task.init_scheme(size))
+  return _models().CharTransformer(o["dim"], o["heads"], o["layers"],
+                                   o["context"], _task.init_scheme(size))
 
 
 def _windows(tokens, starts, length):
@@ -588,8 +596,8 @@ CHAR_LM = Task(
 
 def _norm_model(size):
   o = size.options
-  return _nets.NormMLP(o["variant"], tuple(o["widths"]),
-                       _task.init_scheme(size))
+  return _models().NormMLP(o["variant"], tuple(o["widths"]),
+                           _task.init_scheme(size))
 
 
 def _norm_setup(seed, size):

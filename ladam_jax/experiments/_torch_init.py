@@ -9,8 +9,7 @@ distribution (bound sqrt(3 · (1/3) / fan_in)), with Flax's fan_in of a
 fan_in, which a bias's own shape does not carry, so it is built per layer.
 
 ``init='flax'`` gives Flax's defaults instead (LeCun normal kernels, zero
-biases), the initialisation ``ladam-bench`` used before it followed the
-reference's scripts.
+biases).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import jax.numpy as jnp
 
 __all__ = ["INITS", "torch_kernel_init", "torch_bias_init", "dense", "conv"]
 
-INITS = ("torch", "flax")
+from ladam_jax.experiments._task import INITS  # noqa: E402  (re-exported)
 
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in",
                                                      "uniform")

@@ -37,12 +37,13 @@ import ladam_jax
 from ladam_jax import _smoothing
 from ladam_jax.experiments import _report
 from ladam_jax.experiments import _stats
+from ladam_jax.experiments import _style
 from ladam_jax.experiments import _tasks
 from ladam_jax.experiments import _train
 
 __all__ = ["Dim", "TuneOptimizer", "TUNABLE", "DEFAULT_TUNE_OPTIMIZERS",
            "TUNE_SEED_OFFSET", "search_points", "tune", "TuneReport",
-           "holm", "performance_profile", "summarize"]
+           "holm", "performance_profile", "summarize", "is_tune_record"]
 
 # The tuning random seeds are this far from the held-out ones (and from
 # the A/A control's, _optimizers.AA_SEED_OFFSET).
@@ -253,6 +254,32 @@ def _nan(x):
   return np.nan if x is None else x
 
 
+def is_tune_record(record: dict) -> bool:
+  """Whether ``record`` is a ``tune-TASK.json`` (one tuned task)."""
+  return all(k in record for k in ("optimizers", "comparisons", "budget",
+                                   "held_out_seeds"))
+
+
+def _verdict(r: dict) -> str:
+  """The tune report's opening sentence and its rule."""
+  opts = r["optimizers"]
+  rows = [{"name": f"{opts[c['candidate']]['label']} vs "
+                   f"{opts[c['baseline']]['label']}",
+           "rel_change": c.get("rel_change"), "p_value": c.get("p_value"),
+           "diverged": c.get("diverged")} for c in r["comparisons"]]
+  sentence = _style.verdict(rows, r["higher_is_better"], r["metric"],
+                            len(r["held_out_seeds"]))
+  if not sentence:
+    return ""
+  rule = _style.rule()
+  direction = "positive" if r["higher_is_better"] else "negative"
+  return (f"**Verdict (held out, tuned vs tuned):** "
+          f"{sentence}\n\n"
+          f"({rule[0].upper() + rule[1:]}; each change is paired, in % of "
+          f"the baseline's {r['metric']}, and a {direction} change is "
+          "better.)")
+
+
 @dataclasses.dataclass
 class TuneReport:
   """The record of one ``ladam-bench tune`` run and what it writes."""
@@ -266,8 +293,14 @@ class TuneReport:
     r = self.record
     opts = r["optimizers"]
     better = "higher" if r["higher_is_better"] else "lower"
-    lines = [
-        f"# ladam-bench tune {r['task']}", "",
+    lines = [f"# ladam-bench tune {r['task']}", ""]
+    verdict = _verdict(r)
+    if verdict:
+      lines += [verdict, ""]
+    notes = _style.label_notes([o["label"] for o in opts.values()])
+    if notes:
+      lines += [notes, ""]
+    lines += [
         f"{r['description']}.", "",
         f"Each optimizer: {r['budget']} trials ({r['search']}) on "
         f"{len(r['tune_seeds'])} tuning random seeds ({r['tune_seeds'][0]}-"
@@ -314,60 +347,85 @@ class TuneReport:
     return _report.write_files(out, self.stem, self.markdown(), self.record)
 
   def plot(self, path: str) -> bool:
-    """Learning-rate sensitivity, the second hyperparameter, held out."""
+    """Learning-rate sensitivity, the second hyperparameter, held out.
+
+    One colour per optimizer, the same as in every other report
+    (:mod:`~ladam_jax.experiments._style`); one legend, below the panels.
+    """
     plt = _report.pyplot()
     if plt is None:
       return False
     r = self.record
     opts = r["optimizers"]
-    cmap = plt.get_cmap("tab10")
-    colour = {n: cmap(i % 10) for i, n in enumerate(opts)}
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 4.8))
+    higher, metric = r["higher_is_better"], r["metric"]
+    comps = [c for c in r["comparisons"] if "rel_change" in c]
+    fig, (ax1, ax2, ax3) = plt.subplots(
+        1, 3, figsize=(18, max(5.2, 1.6 + 0.42 * len(comps))),
+        layout="constrained")
+    handles = {}
+    scores_all = []
     for name, o in opts.items():
+      s = _style.style(name, is_baseline=name == "adam")
       lr = np.asarray([t["learning_rate"] for t in o["trials"]])
       score = np.asarray([_nan(s) for s in o["trial_scores"]], np.float64)
+      scores_all.append(score)
       order = np.argsort(lr)
-      ax1.plot(lr[order], score[order], "o-", ms=4, lw=0.8,
-               color=colour[name], label=o["label"])
-      ax1.plot(lr[o["chosen_index"]], score[o["chosen_index"]], "*", ms=13,
-               color=colour[name], mec="k")
+      (handles[name],) = ax1.plot(lr[order], score[order], **dict(
+          s, ms=5, marker=s["marker"] if s["marker"] != "none" else "o"))
+      ax1.plot(lr[o["chosen_index"]], score[o["chosen_index"]], "*", ms=14,
+               color=s["color"], mec="k", zorder=5)
       other = [d for d in o["dims"] if d != "learning_rate"]
       if other:
         x = np.asarray([t[other[0]] for t in o["trials"]])
-        ax2.scatter(x, score, s=18, color=colour[name],
-                    label=f"{o['label']}: {other[0]}")
-        ax2.plot(x[o["chosen_index"]], score[o["chosen_index"]], "*", ms=13,
-                 color=colour[name], mec="k")
-    for ax, xl in ((ax1, "learning rate"), (ax2, "c2 or eps")):
+        ax2.scatter(x, score, s=22, color=s["color"], marker=s["marker"],
+                    zorder=s["zorder"])
+        ax2.plot(x[o["chosen_index"]], score[o["chosen_index"]], "*", ms=14,
+                 color=s["color"], mec="k", zorder=5)
+    values = np.concatenate(scores_all)
+    values = values[np.isfinite(values)]
+    for ax, xl in ((ax1, "learning rate (log)"),
+                   (ax2, "c2 (LAdam), eps (adam-eps) or sigma (LS-Adam), "
+                    "log")):
       ax.set_xscale("log")
+      if (not higher and values.size and np.all(values > 0)
+          and values.max() / values.min() > 3.0):
+        ax.set_yscale("log")
       ax.set_xlabel(xl)
-      ax.set_ylabel(f"{r['metric']}, mean over tuning random seeds")
-      ax.legend(fontsize=7)
+      ax.set_ylabel(_style.axis_label(
+          f"{metric}, mean over the tuning random seeds", higher))
     ax1.set_title(f"{r['task']}: learning-rate sensitivity ({r['budget']} "
-                  "trials each; star: chosen; diverged trials not drawn)",
-                  fontsize=9)
-    ax2.set_title("the second hyperparameter (c2 for LAdam, eps for adam-eps)",
-                  fontsize=9)
-    comps = [c for c in r["comparisons"] if "rel_change" in c]
+                  "trials each)\nstar: the trial chosen; diverged trials not "
+                  "drawn", fontsize=9)
+    ax2.set_title("the second hyperparameter of each optimizer", fontsize=9)
     for i, c in enumerate(comps):
       cand = np.asarray([_nan(x) for x in opts[c["candidate"]]["held_out"]],
                         np.float64)
       base = np.asarray([_nan(x) for x in opts[c["baseline"]]["held_out"]],
                         np.float64)
-      rel = 100 * (cand - base) / np.abs(base)
-      x = i + np.linspace(-0.15, 0.15, rel.size) if rel.size > 1 else [i]
-      ax3.scatter(x, rel, s=18, color=colour[c["candidate"]])
-      ax3.hlines(np.nanmean(rel), i - 0.3, i + 0.3, colors="k")
-    ax3.axhline(0.0, color="grey", lw=0.8, ls="--")
-    ax3.set_xticks(range(len(comps)))
-    ax3.set_xticklabels([f"{c['candidate']} vs {c['baseline']}"
-                         for c in comps], fontsize=7, rotation=35,
-                        ha="right")
-    ax3.set_ylabel("held-out paired change (% of baseline)")
-    ax3.set_title("held out, per random seed, tuned vs tuned ("
-                  + ("higher" if r["higher_is_better"] else "lower")
-                  + " is better); bar: mean", fontsize=9)
-    fig.tight_layout()
+      with np.errstate(invalid="ignore", divide="ignore"):
+        rel = 100 * (cand - base) / np.abs(base)
+      y = i + (np.linspace(-0.18, 0.18, rel.size) if rel.size > 1 else
+               np.zeros(1))
+      ax3.scatter(rel, y, s=16, color=_style.colour(c["candidate"]),
+                  zorder=3)
+      if np.isfinite(rel).any():
+        ax3.vlines(np.nanmean(rel), i - 0.32, i + 0.32, colors="k", lw=1.6,
+                   zorder=4)
+    ax3.axvline(0.0, color="grey", lw=0.8, ls="--")
+    ax3.set_yticks(range(len(comps)))
+    ax3.set_yticklabels([f"{c['candidate']} vs {c['baseline']}"
+                         for c in comps], fontsize=8)
+    ax3.set_ylim(len(comps) - 0.5, -0.5)
+    ax3.yaxis.tick_right()
+    ax3.grid(axis="x", alpha=0.3)
+    ax3.set_xlabel(f"held-out paired change in {metric}, % of baseline ("
+                   + ("positive" if higher else "negative") + " is better)")
+    ax3.set_title("held out, tuned vs tuned: one dot per random seed; bar: "
+                  "mean", fontsize=9)
+    fig.legend(list(handles.values()),
+               [f"{n}: {opts[n]['label']}" for n in handles],
+               loc="outside lower center", ncol=min(3, len(handles)),
+               fontsize=8, frameon=False)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
@@ -411,6 +469,31 @@ def _cost(mean: float, higher: bool) -> float:
   if mean is None or not np.isfinite(mean):
     return np.inf
   return (100.0 - mean) if higher else mean
+
+
+def _summary_verdict(rows: Sequence[dict], higher: dict) -> str:
+  """The summary's opening sentence: which comparisons hold after Holm.
+
+  ``higher``: task → whether its metric is better higher.
+  """
+  sig = [r for r in rows if r["p_holm"] < _style.SIGNIFICANCE]
+  rule = (f"significant: Holm-corrected p < {_style.SIGNIFICANCE:g}, from "
+          "the paired two-sided Wilcoxon signed-rank test on each task's "
+          "held-out random seeds, corrected over the tasks within each "
+          "comparison; changes paired, in % of the baseline's metric")
+  if not sig:
+    return (f"**Verdict:** across {len(higher)} tasks, no comparison of "
+            f"tuned optimizers is significant on any task ({rule}).")
+
+  def one(r):
+    good = (r["rel_change"] > 0) == higher[r["task"]]
+    return (f"{r['candidate']} vs {r['baseline']} on {r['task']}: "
+            f"{'better' if good else 'worse'}, "
+            f"{100 * r['rel_change']:+.2f} %, Holm p = {r['p_holm']:.3g}")
+
+  return (f"**Verdict:** across {len(higher)} tasks, {len(sig)} of "
+          f"{len(rows)} task-comparisons are significant ({rule}): "
+          + "; ".join(one(r) for r in sig) + "; the others are not.")
 
 
 def summarize(records: Sequence[dict], out: str,
@@ -461,6 +544,8 @@ def summarize(records: Sequence[dict], out: str,
              "comparisons": rows, "taus": taus.tolist(),
              "profile": profile.tolist()}
   lines = ["# ladam-bench tune: across tasks", "",
+           _summary_verdict(rows, {r["task"]: r["higher_is_better"]
+                                   for r in records}), "",
            f"Tasks: {', '.join(summary['tasks'])}. Held-out results of each "
            "optimizer's tuned setting; p-values Holm-corrected within each "
            "comparison over the tasks.", "",
@@ -484,19 +569,27 @@ def summarize(records: Sequence[dict], out: str,
   png = None
   plt = _report.pyplot() if plot else None
   if plt is not None:
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
     for j, n in enumerate(names):
-      ax.step(taus, profile[j], where="post", label=n)
+      s = _style.style(n, is_baseline=n == "adam")
+      ax.step(taus, profile[j], where="post", label=n, color=s["color"],
+              ls=s["ls"], lw=s["lw"], zorder=s["zorder"], alpha=s["alpha"])
     ax.set_xscale("log")
-    ax.set_xlabel("τ (cost within a factor τ of the task's best; log)")
-    ax.set_ylabel("share of tasks")
+    ticks = [x for x in (1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
+             if x <= taus.max()]
+    ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel("τ: cost within a factor τ of the task's best optimizer "
+                  "(log)")
+    ax.set_ylabel("share of tasks (higher is better)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(textwrap.fill(
         "Performance profile, held-out tuned results over "
-        f"{len(records)} tasks (cost: metric, or error % for accuracy)", 60),
+        f"{len(records)} tasks (cost: the metric, or the error % for "
+        "accuracy); a curve higher and further left is better", 70),
                  fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False)
     png = os.path.join(out, "tune-summary.png")
     fig.savefig(png, dpi=100)
     plt.close(fig)

@@ -8,7 +8,7 @@ Parameter names are the reference's (``dt``, ``c``, ``chi``, ``gamma``,
 ``beta``, ``damping_raw``, ``chi0``, ``g``) and so are the constructor
 arguments; ChiNorm's running energy is the ``batch_stats`` entry
 ``running_energy`` (with ``num_batches_tracked``). The nnx versions are in
-:mod:`ladam_jax.nn.nnx`. Needs ``flax`` (``pip install 'ladam-jax[examples]'``).
+:mod:`ladam_jax.nn.nnx`. Needs ``flax`` (``pip install 'ladam-jax[flax]'``).
 
 Examples:
   >>> import jax, jax.numpy as jnp
@@ -29,7 +29,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import flax.linen as nn
+try:
+  import flax.linen as nn
+except ModuleNotFoundError as e:  # only the library's own dependencies
+  if (e.name or "").split(".")[0] != "flax":
+    raise
+  raise ImportError(
+      "ladam_jax.nn needs Flax, which is not installed: "
+      'pip install "ladam-jax[flax]"') from e
 import jax
 import jax.numpy as jnp
 

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from flax import nnx
+try:
+  from flax import nnx
+except ModuleNotFoundError as e:  # only the library's own dependencies
+  if (e.name or "").split(".")[0] != "flax":
+    raise
+  raise ImportError(
+      "ladam_jax.nn.nnx needs Flax, which is not installed: "
+      'pip install "ladam-jax[flax]"') from e
 import jax
 import jax.numpy as jnp
 
