@@ -18,14 +18,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-try:
-  from flax import nnx
-except ModuleNotFoundError as e:  # only the library's own dependencies
-  if (e.name or "").split(".")[0] != "flax":
-    raise
-  raise ImportError(
-      "ladam_jax.nn.nnx needs Flax, which is not installed: "
-      'pip install "ladam-jax[flax]"') from e
+# Without Flax, importing this module fails in ladam_jax.nn (the package)
+# with an ImportError that names the [flax] extra.
+from flax import nnx
 import jax
 import jax.numpy as jnp
 
