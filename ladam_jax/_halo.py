@@ -55,7 +55,8 @@ from ladam_jax import _tree_specs
 __all__ = ["Context", "Partition", "Block", "Ring", "context", "partitions",
            "leaf_block", "block_laplacian", "split_axes", "psum",
            "finite_mean", "check_partition_specs", "is_spec_leaf",
-           "pmin", "pmax", "gather", "leaf_paths",
+           "pmin", "pmax", "gather", "leaf_paths", "mesh_axes",
+           "field_laplacian",
            "refuse_smoothing_in_shard_map", "ERROR_HINT"]
 
 ERROR_HINT = (
@@ -218,7 +219,8 @@ def leaf_paths(tree) -> list[str]:
           for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def _entry_axes(entry) -> tuple[str, ...]:
+def mesh_axes(entry) -> tuple[str, ...]:
+  """The mesh axes of one ``PartitionSpec`` entry, as a tuple."""
   if entry is None:
     return ()
   if isinstance(entry, (tuple, list)):
@@ -245,7 +247,7 @@ def _partition(pspec: Optional[PartitionSpec], shape: tuple[int, ...],
           f"{what}: partition_specs gives P.UNCONSTRAINED for axis {axis} of "
           f"the leaf {path}; inside shard_map every axis is either split by "
           "named mesh axes or not (None).")
-    names = _entry_axes(entry)
+    names = mesh_axes(entry)
     manual = []
     for pos, name in enumerate(names):
       if name not in ctx.sizes:
@@ -452,6 +454,21 @@ def block_laplacian(x: jax.Array, block: Block, stencil: str,
   if not identity:
     out = jnp.transpose(out, [spec.perm.index(a) for a in range(x.ndim)])
   return jnp.flip(out, flip) if flip else out
+
+
+def field_laplacian(f: jax.Array, groups: Sequence[tuple[str, ...]],
+                    sizes: dict, stencil: str, dtype) -> jax.Array:
+  """:func:`block_laplacian` of this device's block ``(B, *field)`` of a
+  batch of fields whose field axes are cut into contiguous bands by the mesh
+  axes ``groups`` (one entry per field axis, as in a ``PartitionSpec``;
+  ``()`` where the axis is whole), inside ``jax.shard_map`` over a mesh of
+  axis ``sizes``."""
+  spec = _layout.FieldSpec(perm=tuple(range(f.ndim)), batch=f.shape[0],
+                           field=tuple(f.shape[1:]))
+  rings = [_ring(g, sizes, 1) if g else None for g in groups]
+  rings += [None] * (2 - len(rings))
+  return block_laplacian(f, Block(spec, rings[0], rings[1], (), f.size),
+                         stencil, dtype)
 
 
 def split_axes(tree: Any, partition_specs: Any, what: str

@@ -59,6 +59,7 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
+from ladam_jax import _halo
 from ladam_jax import _layout
 from ladam_jax import _pallas
 from ladam_jax import _stencil
@@ -264,13 +265,6 @@ def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
   return _leaf_laplacian(x, spec, stencil, impl, dtype)
 
 
-def mesh_axes(entry) -> tuple[str, ...]:
-  """The mesh axes of one ``PartitionSpec`` entry, as a tuple."""
-  if entry is None:
-    return ()
-  return tuple(entry) if isinstance(entry, (tuple, list)) else (entry,)
-
-
 def _groups_of_axes(shape: tuple[int, ...],
                     merged: tuple[int, ...]) -> list[list[int]]:
   """Which consecutive axes of ``shape`` each axis of ``merged`` (its
@@ -311,7 +305,8 @@ def explicit_field_layout(x: jax.Array, spec: _layout.FieldSpec):
     split = [a for a in group if entries[a] is not None]
     lead = next((a for a in group if xt_shape[a] > 1), None)
     if split and split != [lead]:
-      axes = tuple(m for a in split for m in mesh_axes(entries[a]))
+      axes = tuple(m for a in split
+                   for m in _halo.mesh_axes(entries[a]))
       for a in split:
         entries[a] = None
       if xt_shape[lead] % math.prod(sizes[m] for m in axes) == 0:
@@ -319,41 +314,6 @@ def explicit_field_layout(x: jax.Array, spec: _layout.FieldSpec):
     out.append(entries[lead] if lead is not None else None)
   P = jax.sharding.PartitionSpec  # pylint: disable=invalid-name
   return mesh, P(*entries), P(*out)
-
-
-def _extend(f: jax.Array, axis: int, group: tuple[str, ...],
-            size: int) -> jax.Array:
-  """This device's block extended by one slice on each side along ``axis``:
-  the neighbouring blocks' edges over the mesh ``group`` (a ring of
-  ``size`` devices), or the block's own other edge where it is whole."""
-  first = lax.slice_in_dim(f, 0, 1, axis=axis)
-  last = lax.slice_in_dim(f, f.shape[axis] - 1, f.shape[axis], axis=axis)
-  if group:
-    last, first = (
-        lax.ppermute(last, group, [(i, (i + 1) % size) for i in range(size)]),
-        lax.ppermute(first, group,
-                     [(i, (i - 1) % size) for i in range(size)]))
-  return jnp.concatenate([last, f, first], axis=axis)
-
-
-def _halo_block(f, *, groups, sizes, stencil, dtype):
-  """The Laplacian of one device's block ``(B, h, w)`` or ``(B, n)`` of
-  fields split over the mesh ``groups`` (one per field axis)."""
-  count = lambda g: math.prod(sizes[a] for a in g)  # noqa: E731
-  if f.ndim == 2:
-    (group,) = groups
-    n = f.shape[1]
-    p = _extend(f, 1, group, count(group)).astype(dtype)
-    return p[:, :n] + p[:, 2:] - 2 * f.astype(dtype)
-  h, w = f.shape[1:]
-  # Rows first, then the columns of the row-extended block: the corners
-  # come from the diagonal neighbour.
-  p = _extend(f, 1, groups[0], count(groups[0]))
-  p = _extend(p, 2, groups[1], count(groups[1]))
-  s = lambda i, j: p[:, i:i + h, j:j + w].astype(dtype)  # noqa: E731
-  return _stencil.stencil_sum(
-      stencil, dtype, f.astype(dtype), s(0, 1), s(2, 1), s(1, 0), s(1, 2),
-      lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
 
 
 def _halo_leaf(x, spec, stencil, dtype):
@@ -369,8 +329,9 @@ def _halo_leaf(x, spec, stencil, dtype):
   xt = jax.sharding.reshard(xt, xt_spec)  # a no-op unless moved
   field = lax.reshape(xt, (spec.batch,) + spec.field, out_sharding=field_spec)
   body = functools.partial(
-      _halo_block, groups=tuple(mesh_axes(e) for e in field_spec[1:]),
-      sizes=sizes, stencil=stencil, dtype=dtype)
+      _halo.field_laplacian,
+      groups=tuple(_halo.mesh_axes(e) for e in field_spec[1:]), sizes=sizes,
+      stencil=stencil, dtype=dtype)
   out = jax.shard_map(body, mesh=mesh, in_specs=field_spec,
                       out_specs=field_spec)(field)
   out = lax.reshape(out, xt_shape, out_sharding=xt_spec)

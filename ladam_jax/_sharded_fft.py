@@ -45,6 +45,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ladam_jax import _halo
 from ladam_jax import _laplacian
 from ladam_jax import _stencil
 
@@ -297,7 +298,7 @@ def _groups(spec, ndim, shape, sizes):
   entries = tuple(spec) + (None,) * (ndim - len(spec))
   out = []
   for dim, entry in zip(shape, entries):
-    group = _laplacian.mesh_axes(entry)
+    group = _halo.mesh_axes(entry)
     out.append(group if dim % max(math.prod(sizes[a] for a in group), 1) == 0
                else ())
   return tuple(out)
@@ -351,7 +352,7 @@ def _cp_partition(field, stencil, method, mesh, arg_shapes, result_shape):
   if spec is None:  # no mesh names: compute on whole fields
     spec = P(*(None,) * ndim)
   sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
-  batch = _laplacian.mesh_axes(spec[0])
+  batch = _halo.mesh_axes(spec[0])
   if f_shape.shape[0] % max(math.prod(sizes[a] for a in batch), 1):
     batch = ()
   groups = _groups(spec[1:], len(field), field, sizes)

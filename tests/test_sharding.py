@@ -64,8 +64,11 @@ def _tree(specs_kind: str):
     specs = {"rows": P("x", None), "cols": P(None, "x"),
              "conv": P(None, None, None, "x"), "bias": P("x")}
   else:  # FSDP over 'data', tensor parallel over 'model'
+    # The bias is split by both mesh axes, in the order opposite to the
+    # mesh's (its blocks are numbered model-major).
     specs = {"rows": P("data", "model"), "cols": P("model", "data"),
-             "conv": P(None, None, "data", "model"), "bias": P("model")}
+             "conv": P(None, None, "data", "model"),
+             "bias": P(("model", "data"))}
   return params, grads, specs
 
 
