@@ -93,6 +93,14 @@ def error_of(fn):
     return str(e)
   raise AssertionError("no error")
 
+# The Explicit meshes and specs that several scripts below use.
+M1 = mesh_of((8,), ("x",), "explicit")
+M2 = mesh_of((4, 2), ("data", "model"), "explicit")
+BOTH = {"w": P("data", "model"), "conv": P(None, None, "data", "model"),
+        "line": P(("data", "model")), "bias": P("model")}
+COLS = {"w": P(None, "x"), "conv": P(None, None, None, "x"), "line": P(),
+        "bias": P("x")}
+
 import re
 def collectives(text):
   return {op: len(re.findall(rf"\b{op}(?:-start)?\(", text))
@@ -119,19 +127,12 @@ for kind in ("explicit", "auto"):
         ladam_jax.ladam(1e-2, c2=0.1, partition_specs=both), m2, both)
 
 # Two mesh axes on one tensor axis, in the mesh's order and reversed.
-m2 = mesh_of((4, 2), ("data", "model"), "explicit")
+m1, m2, both = M1, M2, BOTH
 tuple_rows = {"w": P(("data", "model"), None), "conv": P(),
               "line": P(("model", "data")), "bias": P()}
 check("ladam ('data', 'model') rows",
       ladam_jax.ladam(1e-2, c2=0.1, partition_specs=tuple_rows), m2,
       tuple_rows)
-
-m1 = mesh_of((8,), ("x",), "explicit")
-m2 = mesh_of((4, 2), ("data", "model"), "explicit")
-both = {"w": P("data", "model"), "conv": P(None, None, "data", "model"),
-        "line": P(("data", "model")), "bias": P("model")}
-cols = {"w": P(None, "x"), "conv": P(None, None, None, "x"), "line": P(),
-        "bias": P("x")}
 # The 5-point stencil; a prefix spec (one PartitionSpec for every leaf)
 # with a batch axis split.
 check("ladam 5point", ladam_jax.ladam(1e-2, c2=0.1, stencil="5point",
@@ -180,12 +181,7 @@ print("EQUAL OK")
 '''
 
 OPTIMIZERS = r'''
-m1 = mesh_of((8,), ("x",), "explicit")
-m2 = mesh_of((4, 2), ("data", "model"), "explicit")
-both = {"w": P("data", "model"), "conv": P(None, None, "data", "model"),
-        "line": P(("data", "model")), "bias": P("model")}
-cols = {"w": P(None, "x"), "conv": P(None, None, None, "x"), "line": P(),
-        "bias": P("x")}
+m1, m2, both, cols = M1, M2, BOTH, COLS
 # The optimizers and modes.
 for name, tx in [
     ("lrmsprop", ladam_jax.lrmsprop(1e-2, momentum=0.9, c2=0.1,
