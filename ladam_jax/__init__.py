@@ -15,6 +15,8 @@ from ladam_jax._auto import classify_param
 from ladam_jax._auto import classify_params
 from ladam_jax._auto import ParamReport
 from ladam_jax._c2 import c2_by_path
+from ladam_jax._tree_specs import per_leaf
+from ladam_jax._tree_specs import PerLeaf
 from ladam_jax._diagnostics import smoothing_stats
 from ladam_jax._diagnostics import smoothing_step_ratio
 from ladam_jax._diagnostics import SmoothingStats
@@ -47,7 +49,7 @@ from ladam_jax._vradam import scale_by_velocity_regularization
 from ladam_jax._vradam import VelocityRegularizationState
 from ladam_jax._vradam import vradam
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AddWeightLaplacianState",
@@ -60,6 +62,7 @@ __all__ = [
     "ScaleByLaplacianSmoothingState",
     "SmoothingStats",
     "ParamReport",
+    "PerLeaf",
     "add_weight_laplacian",
     "analyze_params",
     "auto_c2",
@@ -78,6 +81,7 @@ __all__ = [
     "lrmsprop",
     "lsadam",
     "lssgd",
+    "per_leaf",
     "reorder_dense",
     "scale_by_laplacian_adagrad",
     "scale_by_laplacian_adam",

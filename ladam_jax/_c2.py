@@ -4,26 +4,26 @@
 :mod:`ladam_jax._tree_specs`, with numbers or schedules as values:
 
 - a number (``1e-4``; a traced scalar under ``optax.inject_hyperparams``);
-- an Optax schedule ``count -> c2``;
+- an Optax schedule ``count -> c2``: any plain callable, as in Optax;
 - a pytree (or pytree prefix) of the params holding numbers and/or schedules
   (a dict, an ``nnx.State``, an Equinox module with None where
   ``eqx.filter`` leaves it);
-- a params function ``params -> such a pytree`` (called on the updates, which
-  have the params' structure, as ``optax.masked`` does with its mask).
+- a params function ``params -> such a pytree``, marked with
+  :func:`ladam_jax.per_leaf` (called on the updates, which have the params'
+  structure, as ``optax.masked`` does with its mask). :func:`c2_by_path` and
+  :func:`ladam_jax.auto_c2` return one.
 
 A pytree container is never called (an Equinox module is callable: it is read
-as a pytree). A plain function is a params function when, called on the
-params, it returns a pytree container; otherwise (it raises, or returns a
-single value) it is a schedule, and one that fails as both is refused with an
-error naming ``c2``. :func:`c2_by_path` builds the common params function from
-path rules.
+as a pytree). The stability bound is checked per leaf, against that leaf's
+own field (1-D 1/4; 2-D 3/16 for the 9-point stencil, 1/8 for the 5-point
+one), whatever the form: at construction a concrete number is only checked
+against the largest bound of any field, and every leaf against its own when
+the state is created (``init``).
 """
-
-from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,8 @@ from ladam_jax import _validation
 __all__ = ["C2Like", "resolve_c2", "check_c2", "check_c2_bound", "c2_by_path",
            "suggest_c2", "path_to_str"]
 
-C2Like = Union[float, Callable[[Any], Any], Any]
+C2Like = Union[float, jax.typing.ArrayLike, Callable[[Any], Any],
+               _tree_specs.PerLeaf, Any]
 
 
 def _is_c2_leaf(x) -> bool:
@@ -51,15 +52,20 @@ def _is_c2_leaf(x) -> bool:
   return isinstance(x, (jax.Array, np.ndarray)) and np.ndim(x) == 0
 
 
-def check_c2(c2: C2Like, name: str = "c2", bound: float | None = None,
-             stencil: str = "") -> None:
+def check_c2(c2: C2Like, name: str = "c2", bound: Optional[float] = None,
+             stencil: str = "",
+             where: str = "1-D leaves, the largest of any field"
+             ) -> None:
   """Construction-time check of every concrete number in a c2 spec.
 
-  With ``bound``, a concrete number above it is refused too (see
-  :func:`check_c2_bound`).
+  With ``bound`` (the largest stability bound of any field: which leaf a
+  number applies to is only known at ``init``), a concrete number above it
+  is refused too (see :func:`check_c2_bound`).
   """
+  if isinstance(c2, _tree_specs.PerLeaf):
+    return  # a params function: its values are checked at init
   if callable(c2) and not _tree_specs.is_pytree_node(c2):
-    return  # a schedule or a params function: checked when called
+    return  # a schedule: its values are clipped at run time
   leaves = ([c2] if _is_c2_leaf(c2)
             else jax.tree.leaves(c2, is_leaf=_is_c2_leaf))
   for leaf in leaves:
@@ -69,7 +75,7 @@ def check_c2(c2: C2Like, name: str = "c2", bound: float | None = None,
           "(count -> c2).")
     _validation.check_non_negative(name, leaf)
     if bound is not None:
-      check_c2_bound(leaf, bound, stencil, name)
+      check_c2_bound(leaf, bound, stencil, name, where=where)
 
 
 def check_c2_bound(value: Any, bound: float, stencil: str,
@@ -93,64 +99,46 @@ def check_c2_bound(value: Any, bound: float, stencil: str,
         "allow_unstable_c2=True to run it anyway, as the reference does.")
 
 
-def _as_params_tree(c2: Callable[[Any], Any], tree: Any) -> Any | None:
-  """``c2(tree)`` if ``c2`` is a params function, else None (a schedule).
-
-  A plain function is either; it is a params function when, called on the
-  params, it returns a pytree container. One that raises or returns a
-  single value is a schedule (``count -> c2``). Pytree containers (an
-  Equinox module, an ``nnx.State``) never get here: they are pytrees of c2
-  values, never called.
-  """
-  try:
-    out = c2(tree)
-  except Exception:  # pylint: disable=broad-except
-    return None  # schedules cannot take a pytree of arrays
-  if not _tree_specs.is_pytree_node(out):
-    return None
-  return out
+_NOTE = ("ladam_jax: a plain callable given as `{name}` is a schedule "
+         "count -> {name}, as in Optax; mark a function of the params with "
+         "ladam_jax.per_leaf(fn).")
 
 
-def _evaluate_schedule(schedule, count, top_level: bool):
+def _evaluate_schedule(schedule, count, name: str):
+  """``schedule(count)``; its exceptions surface as they are, with a note."""
   try:
     value = schedule(count)
-  except Exception as e:  # pylint: disable=broad-except
-    if not top_level:
-      raise
+  except Exception as e:
+    if hasattr(e, "add_note"):  # Python >= 3.11
+      e.add_note(_NOTE.format(name=name))
+    raise
+  if _tree_specs.is_pytree_node(value) or np.ndim(value) != 0:
+    got = ("a pytree" if _tree_specs.is_pytree_node(value)
+           else f"a value of shape {np.shape(value)}")
     raise ValueError(
-        f"`c2`={schedule!r} is a function that works neither as a params "
-        "function (called on the params it raised or returned a single "
-        f"value) nor as a schedule count -> c2 (it raised "
-        f"{type(e).__name__}: {e}). `c2` takes a number, a schedule, "
-        f"{_tree_specs.FORMS}.") from e
-  if np.ndim(value) != 0:
-    raise ValueError(
-        f"c2 schedule {schedule!r} returned a value of shape "
-        f"{np.shape(value)}; a schedule must return a scalar.")
+        f"`{name}`: the schedule {schedule!r} returned {got}, not a scalar. "
+        + _NOTE.format(name=name)[len("ladam_jax: "):])
   return value
 
 
-def resolve_c2(c2: C2Like, tree: Any, count: jax.Array) -> list[Any]:
+def resolve_c2(c2: C2Like, tree: Any, count: jax.Array,
+               name: str = "c2") -> list[Any]:
   """One c2 value per leaf of ``tree`` at step ``count``.
 
   Numbers stay Python numbers (so that a zero is known statically and the
   Laplacian is skipped); schedules are evaluated at ``count``. ``c2`` takes
   the per-leaf forms of :mod:`ladam_jax._tree_specs`, whose values are
-  numbers or schedules.
+  numbers or schedules; a plain callable is a schedule, a params function
+  is a :class:`ladam_jax.PerLeaf`.
   """
-  top_level_function = callable(c2) and not _tree_specs.is_pytree_node(c2)
-  if top_level_function:
-    params_tree = _as_params_tree(c2, tree)
-    if params_tree is not None:
-      c2, top_level_function = params_tree, False
-  leaves = _tree_specs.per_leaf(c2, tree, is_spec_leaf=_is_c2_leaf, name="c2",
-                                call=False)
+  leaves = _tree_specs.values_per_leaf(c2, tree, is_spec_leaf=_is_c2_leaf,
+                                       name=name, call=False)
   out = []
   for leaf in leaves:
     if callable(leaf):
-      out.append(_evaluate_schedule(leaf, count, top_level_function))
+      out.append(_evaluate_schedule(leaf, count, name))
     else:
-      _validation.check_non_negative("c2", leaf)
+      _validation.check_non_negative(name, leaf)
       out.append(leaf)
   return out
 
@@ -170,7 +158,8 @@ def path_to_str(path: Sequence[Any]) -> str:
 
 def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
                default: Any = 1e-4, *,
-               syntax: str = "regex") -> Callable[[Any], Any]:
+               syntax: Literal["regex", "glob"] = "regex"
+               ) -> _tree_specs.PerLeaf:
   """A params function giving each leaf the c2 of the first matching rule.
 
   Paths are written ``'params/Conv_0/kernel'`` (keys joined by ``/``; an
@@ -187,10 +176,10 @@ def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
     ...           'norm': {'scale': jnp.ones(8)}}
     >>> c2 = ladam_jax.c2_by_path({r'conv/kernel': 1e-3, r'norm': 0.0},
     ...                           default=1e-4)
-    >>> c2(params)
+    >>> c2.fn(params)
     {'conv': {'bias': 0.0001, 'kernel': 0.001}, 'norm': {'scale': 0.0}}
     >>> opt = ladam_jax.ladam(1e-3, c2=c2)
-    >>> ladam_jax.c2_by_path({'conv/*': 1e-3}, default=0.0, syntax='glob')(
+    >>> ladam_jax.c2_by_path({'conv/*': 1e-3}, default=0.0, syntax='glob').fn(
     ...     params)
     {'conv': {'bias': 0.001, 'kernel': 0.001}, 'norm': {'scale': 0.0}}
 
@@ -201,7 +190,8 @@ def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
     syntax: ``'regex'`` or ``'glob'``.
 
   Returns:
-    A callable ``params -> pytree of c2`` to pass as ``c2=``.
+    A params function (:class:`ladam_jax.PerLeaf`) to pass as ``c2=``;
+    ``.fn(params)`` gives the pytree of c2 values.
   """
   _validation.check_choice("syntax", syntax, ("regex", "glob"))
   items = list(rules.items()) if isinstance(rules, Mapping) else list(rules)
@@ -230,7 +220,7 @@ def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
       return default
     return jax.tree.map_with_path(pick, params)
 
-  return c2_fn
+  return _tree_specs.PerLeaf(c2_fn)
 
 
 _SUGGESTED_C2 = {
@@ -243,7 +233,9 @@ _SUGGESTED_C2 = {
 }
 
 
-def suggest_c2(architecture: str = "auto") -> float:
+def suggest_c2(architecture: Literal["pinn", "transformer", "mlp", "cnn",
+                                     "cnn_denoise", "auto"] = "auto"
+               ) -> float:
   """The reference's suggested c2 for an architecture (``ladam.suggest_c2``).
 
   Examples:

@@ -5,8 +5,6 @@ Every alias is an ``optax.chain`` that ends in ``optax.scale_by_learning_rate``
 argument survives ``optax.inject_hyperparams``).
 """
 
-from __future__ import annotations
-
 import optax
 
 from ladam_jax import _tree_specs
@@ -22,9 +20,14 @@ def check_learning_rate(learning_rate) -> None:
 
 
 def decay_and_lr(parts, learning_rate, weight_decay, mask=None):
-  """Appends decoupled weight decay (unless a Python 0) and the lr."""
+  """Appends decoupled weight decay (unless None) and the learning rate.
+
+  As in Optax, only None leaves a stage out: a number (also 0, also an
+  array from ``optax.inject_hyperparams``) adds it, so the state's
+  structure never depends on how the value was spelled.
+  """
   _validation.check_non_negative("weight_decay", weight_decay)
-  if not _validation.is_static_zero(weight_decay):
+  if weight_decay is not None:
     parts.append(optax.add_decayed_weights(
         weight_decay, _tree_specs.as_mask(mask)))
   parts.append(optax.scale_by_learning_rate(learning_rate))

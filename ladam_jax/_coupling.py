@@ -14,7 +14,6 @@ above the leaf's size, a 0-d leaf) costs nothing at run time; traced values
 (``optax.inject_hyperparams``) select with ``jnp.where``.
 """
 
-from __future__ import annotations
 
 import math
 from typing import Any, NamedTuple
@@ -60,13 +59,15 @@ def validate(*, c2, stencil, layout, min_spatial_size, impl,
              allow_unstable_c2=False, partition_specs=None) -> None:
   """Construction-time checks shared by every coupled transform.
 
-  Concrete c2 values above the stencil's stability bound on 2-D fields are
-  refused unless ``allow_unstable_c2``.
+  Concrete c2 values above the largest stability bound of any field (that
+  of 1-D leaves, 1/4) are refused unless ``allow_unstable_c2``: which leaf
+  a value applies to, and so its own bound, is only known at ``init``
+  (:func:`check_params`), where every form of c2 is checked per leaf.
   """
   _halo.check_partition_specs(partition_specs)
   _validation.check_choice("stencil", stencil, _laplacian.STENCILS)
   _c2.check_c2(c2, bound=(None if allow_unstable_c2
-                          else _laplacian.stability_bound(stencil, 2)),
+                          else _laplacian.stability_bound(stencil, 1)),
                stencil=stencil)
   _laplacian.check_impl(impl)
   if not callable(layout) and _layout.is_leaf_layout(layout):
@@ -89,18 +90,24 @@ def check_params(params: Any, *, c2, layout, min_spatial_size,
        partition_specs=partition_specs, what=what)
 
 
-def _bounded_c2(c2_leaf, spec, stencil):
+def _bounded_c2(c2_leaf, spec, stencil, tree, index):
   """The leaf's c2 within the stencil's stability bound for its field.
 
-  A concrete (Python or NumPy) number above the bound is refused; a JAX
-  array (a schedule's value, an injected hyperparameter; traced or not) is
-  clipped into ``[0, bound]``, since ``jit`` cannot raise on a value.
+  A concrete (Python or NumPy) number above the bound is refused, naming
+  the leaf (``tree``'s leaf ``index``); a JAX array (a schedule's value, an
+  injected hyperparameter; traced or not) is clipped into ``[0, bound]``,
+  since ``jit`` cannot raise on a value.
   """
   bound = _laplacian.stability_bound(stencil, len(spec.field))
   if isinstance(c2_leaf, jax.Array):
     return jnp.clip(c2_leaf, 0.0, bound)
-  _c2.check_c2_bound(c2_leaf, bound, stencil,
-                     where=f"{len(spec.field)}-D fields")
+  concrete = _validation.concrete_value(c2_leaf)
+  if concrete is not None and concrete > bound:
+    path = jax.tree_util.tree_flatten_with_path(tree)[0][index][0]
+    _c2.check_c2_bound(
+        c2_leaf, bound, stencil,
+        where=(f"{len(spec.field)}-D fields, as the leaf "
+               f"{jax.tree_util.keystr(path) or 'at the root'} is"))
   return c2_leaf
 
 
@@ -156,7 +163,7 @@ def plan(tree: Any, count: jax.Array, *, c2, layout, min_spatial_size,
       use_lap = (c2_pos if size_ok is True
                  else jnp.logical_and(c2_pos, size_ok))
       if bound_stencil is not None:
-        c2_leaf = _bounded_c2(c2_leaf, spec, bound_stencil)
+        c2_leaf = _bounded_c2(c2_leaf, spec, bound_stencil, tree, i)
     out.append(LeafCoupling(spec, c2_leaf, use_lap, halo))
   return out
 

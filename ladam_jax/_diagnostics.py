@@ -5,8 +5,6 @@ At small c2 the explicit step :math:`v + c_2 L(v)` changes most entries of
 to their neighbours') a lot; these statistics show which regime a run is in.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -17,6 +15,8 @@ from ladam_jax import _halo
 from ladam_jax import _laplacian
 from ladam_jax import _ladam
 from ladam_jax import _numerics
+from ladam_jax import _validation
+from ladam_jax._types import Impl, LayoutLike, Stencil, VarianceFloor
 
 __all__ = ["SmoothingStats", "smoothing_stats", "smoothing_step_ratio"]
 
@@ -49,7 +49,7 @@ def _fields(state: Any, c2, b2, eps, variance_floor, stencil,
             what="smoothing_stats"):
   """(treedef, [(v̂, raw smoothed, smoothed floored, coupled)] per leaf)."""
   adam_state = _laplacian_adam_state(state)
-  floor = eps if variance_floor is None else variance_floor
+  floor = _validation.variance_floor(variance_floor, eps)
   count = adam_state.count
   # The c2 the last update used: plan() is given the count before it.
   leaves = _coupling.plan(adam_state.nu, jnp.maximum(count - 1, 0), c2=c2,
@@ -83,9 +83,9 @@ def _ratio(v_hat, smoothed, eps):
 
 
 def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
-                    eps: float = 1e-8, variance_floor: Optional[float] = None,
-                    stencil: str = "9point", min_spatial_size: int = 16,
-                    layout: Any = "auto", impl: Optional[str] = None,
+                    eps: float = 1e-8, variance_floor: VarianceFloor = 0.0,
+                    stencil: Stencil = "9point", min_spatial_size: int = 16,
+                    layout: LayoutLike = "auto", impl: Impl = None,
                     partition_specs: Any = None) -> Any:
   r"""Per-leaf statistics of LAdam's smoothing at the last update.
 
@@ -121,10 +121,11 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     state: the state of :func:`ladam_jax.ladam`, :func:`ladam_jax.ladamw` or
       :func:`ladam_jax.scale_by_laplacian_adam` (or any state holding
       exactly one :class:`ladam_jax.ScaleByLaplacianAdamState`).
-    c2: the optimizer's c2 (number, schedule, pytree or params callable).
+    c2: the optimizer's c2 (a number, a schedule, a pytree, or a params
+      function marked with :func:`ladam_jax.per_leaf`).
     b2: its second-moment decay.
     eps: its eps.
-    variance_floor: its floor (None: ``eps``).
+    variance_floor: its floor (a number, default 0.0, or ``'eps'``).
     stencil: its stencil.
     min_spatial_size: its ``min_spatial_size``.
     layout: its layout.
@@ -172,10 +173,10 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
 
 def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
                          eps: float = 1e-8,
-                         variance_floor: Optional[float] = None,
-                         stencil: str = "9point", min_spatial_size: int = 16,
-                         layout: Any = "auto",
-                         impl: Optional[str] = None,
+                         variance_floor: VarianceFloor = 0.0,
+                         stencil: Stencil = "9point", min_spatial_size: int = 16,
+                         layout: LayoutLike = "auto",
+                         impl: Impl = None,
                          partition_specs: Any = None) -> Any:
   r"""Entry by entry, LAdam's step over Adam's at the last update.
 
@@ -203,7 +204,7 @@ def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     c2: the optimizer's c2.
     b2: its second-moment decay.
     eps: its eps.
-    variance_floor: its floor (None: ``eps``).
+    variance_floor: its floor (a number, default 0.0, or ``'eps'``).
     stencil: its stencil.
     min_spatial_size: its ``min_spatial_size``.
     layout: its layout.

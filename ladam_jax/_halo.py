@@ -37,9 +37,9 @@ not vary is whole on every device. Under ``check_vma=False`` (and
 warning. Outside ``shard_map`` none of this runs.
 """
 
-from __future__ import annotations
 
 import math
+import sys
 import warnings
 from typing import Any, NamedTuple, Optional, Sequence
 
@@ -176,12 +176,45 @@ def check_partition_specs(partition_specs) -> None:
         "callable params -> such a pytree.")
 
 
-def _vma_checked() -> Optional[bool]:
+def _vma_checked(manual=None) -> Optional[bool]:
+  """Whether the current ``shard_map`` checks types (``check_vma=True``).
+
+  Read from a public probe: under ``check_vma=True`` the type of
+  ``lax.axis_index(name)`` varies over ``name``; under ``check_vma=False``
+  (and ``jax.pmap``) no type varies. None outside a manual mesh axis.
+  """
+  if manual is None:
+    ctx_axes = tuple(getattr(jax.sharding.get_abstract_mesh(), "manual_axes",
+                             ()) or ())
+  else:
+    ctx_axes = tuple(sorted(manual))
+  if not ctx_axes:
+    return None
   try:
-    from jax._src import config  # pylint: disable=g-import-not-at-top
-    return bool(config._check_vma.value)  # pylint: disable=protected-access
+    return bool(_varying(lax.axis_index(ctx_axes[0])))
   except Exception:  # pylint: disable=broad-except
     return None
+
+
+def _in_pmap() -> bool:
+  """Whether the current trace is a ``jax.pmap``'s body.
+
+  ``jax.pmap`` runs its function in a ``shard_map`` with
+  ``check_vma=False`` over replicated or per-device values: every leaf is
+  whole on its device (pmap has no way to split a parameter), so nothing
+  needs a warning. The mesh and the types cannot tell pmap from such a
+  ``shard_map``; the Python stack can: the body is called from JAX's pmap
+  module (``jax/_src/pmap.py``, or ``jax/_src/interpreters/pxla.py``'s
+  older pmap).
+  """
+  frame = sys._getframe(1)  # pylint: disable=protected-access
+  depth = 0
+  while frame is not None and depth < 200:
+    name = frame.f_code.co_filename.replace("\\", "/")
+    if name.endswith(("jax/_src/pmap.py", "jax/_src/interpreters/pxla.py")):
+      return True
+    frame, depth = frame.f_back, depth + 1
+  return False
 
 
 def context() -> Optional[Context]:
@@ -197,7 +230,7 @@ def context() -> Optional[Context]:
   manual = tuple(getattr(mesh, "manual_axes", ()) or ())
   if not manual:
     return None
-  return Context(frozenset(manual), dict(mesh.shape), _vma_checked())
+  return Context(frozenset(manual), dict(mesh.shape), _vma_checked(manual))
 
 
 def _varying(x) -> frozenset:
@@ -304,17 +337,18 @@ def partitions(tree: Any, partition_specs: Any, ctx: Optional[Context], *,
               "larger parameter, and the Laplacian couples entries across "
               "blocks (on a block alone it would wrap around at the block's "
               f"edges and give a different update). {ERROR_HINT}")
-    elif any(may_couple):
+    elif any(may_couple) and not _in_pmap():
       warnings.warn(
-          f"{what} runs inside jax.shard_map or jax.pmap with check_vma=False "
+          f"{what} runs inside jax.shard_map with check_vma=False "
           f"(manual mesh axes {tuple(sorted(ctx.manual))}): the values' types "
           "do not say whether a leaf is split, so every leaf is taken to be "
           "whole on each device. If leaves are split, the Laplacian needs "
           f"their specs. {ERROR_HINT}", stacklevel=4)
     return [None] * len(leaves)
-  specs = _tree_specs.per_leaf(partition_specs, tree,
-                               is_spec_leaf=is_spec_leaf,
-                               name="partition_specs", none_is_value=True)
+  specs = _tree_specs.values_per_leaf(partition_specs, tree,
+                                      is_spec_leaf=is_spec_leaf,
+                                      name="partition_specs",
+                                      none_is_value=True)
   return [_partition(s, tuple(jnp.shape(x)), ctx, path, what)
           for x, s, path in zip(leaves, specs, paths)]
 
@@ -521,8 +555,10 @@ def refuse_smoothing_in_shard_map(tree: Any, what: str) -> None:
   if ctx is None:
     return
   if not ctx.vma_checked:
+    if _in_pmap():
+      return  # under jax.pmap every leaf is whole on its device
     warnings.warn(
-        f"{what} runs inside jax.shard_map or jax.pmap with check_vma=False: "
+        f"{what} runs inside jax.shard_map with check_vma=False: "
         "every leaf is taken to be whole on each device. The Laplacian "
         "smoothing solve needs whole fields: if leaves are split, run it "
         "outside shard_map (under jit with sharded arrays).", stacklevel=4)

@@ -9,8 +9,6 @@ References:
   ``ladam`` 0.4.1, https://pypi.org/project/ladam/0.4.1/ (MIT).
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -21,6 +19,7 @@ from ladam_jax import _chain
 from ladam_jax import _coupling
 from ladam_jax import _numerics
 from ladam_jax import _validation
+from ladam_jax._types import Impl, LayoutLike, Stencil
 
 __all__ = ["ScaleByLaplacianAdagradState", "scale_by_laplacian_adagrad",
            "ladagrad"]
@@ -37,10 +36,10 @@ def scale_by_laplacian_adagrad(
     *,
     initial_accumulator_value: jax.typing.ArrayLike = 0.0,
     c2: Any = 1e-4,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    impl: Optional[str] = None,
+    layout: LayoutLike = "auto",
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -66,7 +65,9 @@ def scale_by_laplacian_adagrad(
     eps: added to the square root, >= 0.
     initial_accumulator_value: initial value of the accumulator (0 in the
       reference).
-    c2: coupling strength (number, schedule, pytree or params callable).
+    c2: coupling strength: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
@@ -116,16 +117,16 @@ def scale_by_laplacian_adagrad(
 
 def ladagrad(
     learning_rate: optax.ScalarOrSchedule = 1e-2,
-    lr_decay: jax.typing.ArrayLike = 0.0,
+    lr_decay: Optional[jax.typing.ArrayLike] = None,
     eps: jax.typing.ArrayLike = 1e-10,
-    weight_decay: jax.typing.ArrayLike = 0.0,
+    weight_decay: Optional[jax.typing.ArrayLike] = None,
     *,
     c2: Any = 1e-4,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
+    layout: LayoutLike = "auto",
     initial_accumulator_value: jax.typing.ArrayLike = 0.0,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -134,7 +135,9 @@ def ladagrad(
   Decoupled weight decay with the base learning rate,
   :math:`p \leftarrow p(1-\eta\lambda)`, then
   :math:`p \leftarrow p - \frac{\eta}{1 + (t-1)\,\text{lr\_decay}}\,
-  g/(\sqrt{\tilde s} + \epsilon)`.
+  g/(\sqrt{\tilde s} + \epsilon)`. As in Optax, a stage is left out only
+  when its argument is None, so the state's structure never depends on how
+  a number is spelled.
 
   Examples:
     >>> import jax.numpy as jnp, ladam_jax
@@ -143,10 +146,14 @@ def ladagrad(
 
   Args:
     learning_rate: a float >= 0 or an Optax schedule.
-    lr_decay: the step size is divided by ``1 + (t-1)·lr_decay``; >= 0.
+    lr_decay: the step size is divided by ``1 + (t-1)·lr_decay``; >= 0,
+      or None (default) for no decay (the reference's ``lr_decay=0``).
     eps: added to the square root, >= 0.
-    weight_decay: decoupled weight decay rate >= 0 (scaled by the base lr).
-    c2: coupling strength >= 0 (number, schedule, pytree or params callable).
+    weight_decay: decoupled weight decay rate >= 0 (scaled by the base lr),
+      or None (default) for none (the reference's ``weight_decay=0``).
+    c2: coupling strength >= 0: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`ladam`.
@@ -168,7 +175,7 @@ def ladagrad(
       stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
       impl=impl, allow_unstable_c2=allow_unstable_c2,
       partition_specs=partition_specs)]
-  if not _validation.is_static_zero(lr_decay):
+  if lr_decay is not None:
     # count is 0 at step 1: the factor is 1 / (1 + (t - 1) * lr_decay).
     parts.append(optax.scale_by_schedule(lambda count: 1 / (1 + count * lr_decay)))
   return _chain.decay_and_lr(parts, learning_rate, weight_decay)

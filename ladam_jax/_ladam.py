@@ -10,8 +10,6 @@ References:
   ``ladam`` 0.4.1, https://pypi.org/project/ladam/0.4.1/ (MIT).
 """
 
-from __future__ import annotations
-
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
@@ -26,6 +24,8 @@ from ladam_jax import _halo
 from ladam_jax import _numerics
 from ladam_jax import _pallas
 from ladam_jax import _validation
+from ladam_jax._types import Impl, LayoutLike, Mode, ScaleMode, Stencil
+from ladam_jax._types import VarianceFloor
 
 __all__ = [
     "ADAM_MODES", "ScaleByLaplacianAdamState", "scale_by_laplacian_adam",
@@ -56,18 +56,18 @@ def scale_by_laplacian_adam(
     eps: jax.typing.ArrayLike = 1e-8,
     *,
     c2: Any = 1e-4,
-    mode: str = "variance_lap",
-    stencil: str = "9point",
+    mode: ScaleMode = "variance_lap",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    layout: LayoutLike = "auto",
+    variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
     wave_dt: jax.typing.ArrayLike = 0.1,
     wave_kappa: jax.typing.ArrayLike = 0.1,
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
     wave_damping: jax.typing.ArrayLike = 0.5,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -84,10 +84,14 @@ def scale_by_laplacian_adam(
 
   ``mode='variance_lap'`` (default): :math:`\tilde v = \max(\hat v_t + c_2
   L(\hat v_t), \text{floor})` where use_lap, else :math:`\hat v_t`; the update
-  is :math:`\hat m_t / (\sqrt{\tilde v} + \epsilon)`. The floor is ``eps``
-  (the package's behaviour, ``variance_floor=None``) or ``variance_floor``
-  (``0.0`` reproduces the reference's experiment scripts). The state keeps the raw
-  :math:`v_t`.
+  is :math:`\hat m_t / (\sqrt{\tilde v} + \epsilon)`. The floor is 0 by
+  default: the reference's documented maths (and its experiment scripts),
+  under which :math:`c_2 \to 0` tends to Adam (below the stability bound
+  :math:`\hat v + c_2 L(\hat v) \ge 0`; the floor only guards rounding and
+  ``allow_unstable_c2``). ``variance_floor='eps'`` is the clamp of the
+  package's code (ladam 0.4.1), :math:`\max(\cdot, \epsilon)`: it shrinks
+  the step wherever :math:`\hat v < \epsilon`, so it is not continuous at
+  :math:`c_2 = 0`. The state keeps the raw :math:`v_t`.
 
   ``mode='update_lap'``: :math:`u = \hat m_t / (\sqrt{\hat v_t} + \epsilon)`,
   then :math:`u + c_2 L(u)` where use_lap.
@@ -125,8 +129,11 @@ def scale_by_laplacian_adam(
     b2: decay of the second moment, in [0, 1).
     eps: added to the denominator's square root, >= 0.
     c2: Laplacian coupling strength >= 0: a number, an Optax schedule, a pytree
-      (prefix) of numbers/schedules, or a callable params -> such a pytree (see
-      :func:`ladam_jax.c2_by_path`). 0 gives Adam.
+      (prefix) of numbers/schedules, or a params function params -> such a
+      pytree marked with :func:`ladam_jax.per_leaf` (as
+      :func:`ladam_jax.auto_c2` and :func:`ladam_jax.c2_by_path` return
+      it). A plain callable is a schedule, as in Optax. 0 gives Adam, and
+      so does the limit ``c2 -> 0``.
     mode: ``'variance_lap'``, ``'update_lap'`` or ``'wave_variance'``.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
@@ -134,7 +141,9 @@ def scale_by_laplacian_adam(
       :func:`ladam_jax.auto_layout`), ``'flax'``, ``'torch'``, a
       :class:`ladam_jax.LaplacianLayout`, None, a pytree (prefix) of these or a
       callable params -> such a pytree.
-    variance_floor: floor of the smoothed variance; None means ``eps``.
+    variance_floor: floor of the smoothed variance: a number >= 0 (default
+      0.0, the reference's documented maths) or ``'eps'`` (the package's
+      clamp at ``eps``, ladam 0.4.1's code).
     mu_dtype: optional dtype of the first moment.
     nu_dtype: optional dtype of the second moment (and of the wave mode's
       state), e.g. ``jnp.float32`` for bfloat16 parameters; the update keeps
@@ -176,6 +185,7 @@ def scale_by_laplacian_adam(
         "optax.scale_by_learning_rate. Allowed here: 'variance_lap', "
         "'update_lap', 'wave_variance'.")
   _validation.check_adam_like(b1, b2, eps, variance_floor)
+  floor = _validation.variance_floor(variance_floor, eps)
   _validation.check_non_negative("wave_dt", wave_dt)
   _validation.check_non_negative("wave_kappa", wave_kappa)
   _validation.check_non_negative("wave_E0", wave_E0)
@@ -190,7 +200,6 @@ def scale_by_laplacian_adam(
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
   wave = mode == "wave_variance"
-  floor = eps if variance_floor is None else variance_floor
   bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
@@ -357,10 +366,10 @@ class AddWeightLaplacianState(NamedTuple):
 def add_weight_laplacian(
     c2: Any = 1e-4,
     *,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    impl: Optional[str] = None,
+    layout: LayoutLike = "auto",
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -380,7 +389,9 @@ def add_weight_laplacian(
     >>> updates, state = tx.update(params, state, params)
 
   Args:
-    c2: coupling strength (number, schedule, pytree or params callable).
+    c2: coupling strength: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
@@ -463,18 +474,18 @@ def ladam(
     eps: jax.typing.ArrayLike = 1e-8,
     *,
     c2: Any = 1e-4,
-    mode: str = "variance_lap",
-    stencil: str = "9point",
+    mode: Mode = "variance_lap",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    layout: LayoutLike = "auto",
+    variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
     wave_dt: jax.typing.ArrayLike = 0.1,
     wave_kappa: jax.typing.ArrayLike = 0.1,
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
     wave_damping: jax.typing.ArrayLike = 0.5,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -504,7 +515,9 @@ def ladam(
     b1: decay of the first moment, in [0, 1).
     b2: decay of the second moment, in [0, 1).
     eps: added to the denominator's square root, >= 0.
-    c2: coupling strength >= 0 (number, schedule, pytree or params callable).
+    c2: coupling strength >= 0: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     mode: ``'variance_lap'`` (default), ``'update_lap'``, ``'weight_lap'`` or
       ``'wave_variance'``.
     stencil: ``'9point'`` (default) or ``'5point'``.
@@ -512,8 +525,10 @@ def ladam(
     layout: field layout(s): ``'auto'`` (default: the reference's field for each
       Equinox layer, ``'flax'`` elsewhere), ``'flax'``, ``'torch'``, a
       :class:`ladam_jax.LaplacianLayout`, None, a pytree or a params callable.
-    variance_floor: floor of the smoothed variance; None (default) means
-      ``eps`` as in the package, ``0.0`` as in the reference's experiment scripts.
+    variance_floor: floor of the smoothed variance: a number >= 0 (default
+      0.0: the reference's documented maths and experiment scripts, and
+      ``c2 -> 0`` tends to ``optax.adam``) or ``'eps'`` (the package's clamp
+      at ``eps``, as ladam 0.4.1's code).
     mu_dtype: optional dtype of the first moment.
     nu_dtype: optional dtype of the second moment (e.g. float32 for
       bfloat16 parameters).
@@ -558,18 +573,18 @@ def ladamw(
     mask: Optional[Union[Any, Callable[[optax.Params], Any]]] = None,
     *,
     c2: Any = 1e-4,
-    mode: str = "variance_lap",
-    stencil: str = "9point",
+    mode: Mode = "variance_lap",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    layout: LayoutLike = "auto",
+    variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
     wave_dt: jax.typing.ArrayLike = 0.1,
     wave_kappa: jax.typing.ArrayLike = 0.1,
     wave_E0: jax.typing.ArrayLike = 0.0,  # pylint: disable=invalid-name
     wave_damping: jax.typing.ArrayLike = 0.5,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -595,12 +610,15 @@ def ladamw(
     weight_decay: decoupled weight decay rate.
     mask: which leaves are decayed (a pytree of bools or a params callable), as
       in ``optax.adamw``.
-    c2: coupling strength >= 0 (number, schedule, pytree or params callable).
+    c2: coupling strength >= 0: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     mode: as in :func:`ladam`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`ladam`.
-    variance_floor: floor of the smoothed variance (None = eps).
+    variance_floor: floor of the smoothed variance: a number >= 0 (default
+      0.0) or ``'eps'`` (the package's clamp), as in :func:`ladam`.
     mu_dtype: optional dtype of the first moment.
     nu_dtype: optional dtype of the second moment (e.g. float32 for
       bfloat16 parameters).

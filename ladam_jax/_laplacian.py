@@ -48,7 +48,6 @@ Four implementations give the same numbers (to rounding):
   ``'flat'`` (a standalone kernel would only cut XLA's fusion).
 """
 
-from __future__ import annotations
 
 import functools
 import math

@@ -5,8 +5,6 @@ References:
   arXiv:2002.04839.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -17,6 +15,7 @@ from ladam_jax import _coupling
 from ladam_jax import _chain
 from ladam_jax import _numerics
 from ladam_jax import _validation
+from ladam_jax._types import Impl, LayoutLike, Stencil, VarianceFloor
 
 __all__ = ["ScaleByLaplacianLapropState", "scale_by_laplacian_laprop",
            "laprop"]
@@ -36,13 +35,13 @@ def scale_by_laplacian_laprop(
     eps: jax.typing.ArrayLike = 1e-15,
     *,
     c2: Any = 0.0,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    layout: LayoutLike = "auto",
+    variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -57,8 +56,9 @@ def scale_by_laplacian_laprop(
     \quad u = m_t / (1-\beta_1^t).
 
   ``c2=0`` (the default) is plain LaProp; the coupling is LAdam's
-  ``variance_lap`` applied to :math:`\hat n` (floor ``eps`` unless
-  ``variance_floor`` is given).
+  ``variance_lap`` applied to :math:`\hat n` (floor 0 by default, so that
+  ``c2 -> 0`` tends to LaProp; ``variance_floor='eps'`` is the package's
+  clamp at ``eps``).
 
   Examples:
     >>> import jax.numpy as jnp, optax, ladam_jax
@@ -70,11 +70,14 @@ def scale_by_laplacian_laprop(
     b1: momentum decay, in [0, 1).
     b2: second-moment decay, in [0, 1).
     eps: added to the square root, >= 0 (reference default 1e-15).
-    c2: coupling strength (number, schedule, pytree or params callable).
+    c2: coupling strength: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`ladam_jax.scale_by_laplacian_adam`.
-    variance_floor: floor of the smoothed second moment (None = eps).
+    variance_floor: floor of the smoothed second moment: a number >= 0
+      (default 0.0) or ``'eps'`` (the package's clamp at ``eps``).
     mu_dtype: optional dtype of the momentum.
     nu_dtype: optional dtype of the second moment (e.g. float32 for
       bfloat16 parameters); the update keeps the gradient's dtype.
@@ -89,13 +92,13 @@ def scale_by_laplacian_laprop(
     A :class:`optax.GradientTransformation`.
   """
   _validation.check_adam_like(b1, b2, eps, variance_floor)
+  floor = _validation.variance_floor(variance_floor, eps)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
                      allow_unstable_c2=allow_unstable_c2,
                      partition_specs=partition_specs)
   mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
   nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
-  floor = eps if variance_floor is None else variance_floor
   bound_stencil = None if allow_unstable_c2 else stencil
 
   def init_fn(params):
@@ -134,17 +137,17 @@ def laprop(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-15,
-    weight_decay: jax.typing.ArrayLike = 0.0,
+    weight_decay: Optional[jax.typing.ArrayLike] = None,
     mask: Any = None,
     *,
     c2: Any = 0.0,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    layout: LayoutLike = "auto",
+    variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -152,7 +155,8 @@ def laprop(
 
   ``optax.chain(scale_by_laplacian_laprop(...), add_decayed_weights(...),
   scale_by_learning_rate(learning_rate))``; the weight decay is left out
-  when it is a Python 0.
+  when it is None (the default), as in Optax: any number, also 0, keeps the
+  stage, so the state's structure does not depend on how it is spelled.
 
   Examples:
     >>> import jax.numpy as jnp, ladam_jax
@@ -164,13 +168,15 @@ def laprop(
     b1: momentum decay, in [0, 1).
     b2: second-moment decay, in [0, 1).
     eps: added to the square root (reference 1e-15).
-    weight_decay: decoupled weight decay rate >= 0.
+    weight_decay: decoupled weight decay rate >= 0, or None (default) for
+      none.
     mask: which leaves are decayed, as in ``optax.adamw``.
     c2: coupling strength; 0 (default) is plain LaProp.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s).
-    variance_floor: floor of the smoothed second moment (None = eps).
+    variance_floor: floor of the smoothed second moment: a number >= 0
+      (default 0.0) or ``'eps'`` (the package's clamp at ``eps``).
     mu_dtype: optional dtype of the momentum.
     nu_dtype: optional dtype of the second moment (e.g. float32 for
       bfloat16 parameters); the update keeps the gradient's dtype.

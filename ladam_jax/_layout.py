@@ -13,7 +13,6 @@ layer that the Equinox layer mirrors (:func:`auto_layout`); any other leaf
 (Flax linen, nnx, plain pytrees) gets ``'flax'``.
 """
 
-from __future__ import annotations
 
 import dataclasses
 import math
@@ -275,8 +274,9 @@ def resolve_layouts(layout: LayoutLike, tree) -> list[LeafLayout]:
   ``'auto'`` values (the default) become :func:`auto_layout`'s.
   """
   from ladam_jax import _tree_specs  # pylint: disable=g-import-not-at-top
-  leaves = _tree_specs.per_leaf(layout, tree, is_spec_leaf=is_leaf_layout,
-                                name="layout", none_is_value=True)
+  leaves = _tree_specs.values_per_leaf(layout, tree,
+                                       is_spec_leaf=is_leaf_layout,
+                                       name="layout", none_is_value=True)
   for leaf_layout in leaves:
     check_leaf_layout(leaf_layout)
   if any(isinstance(x, str) and x == "auto" for x in leaves):

@@ -9,8 +9,6 @@ References:
   ``ladam`` 0.4.1, https://pypi.org/project/ladam/0.4.1/ (MIT).
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -20,6 +18,7 @@ import optax
 from ladam_jax import _chain
 from ladam_jax import _coupling
 from ladam_jax import _validation
+from ladam_jax._types import Impl, LayoutLike, Stencil
 
 __all__ = ["ScaleByLaplacianRmsState", "scale_by_laplacian_rms", "lrmsprop"]
 
@@ -36,10 +35,10 @@ def scale_by_laplacian_rms(
     *,
     initial_scale: jax.typing.ArrayLike = 0.0,
     c2: Any = 1e-4,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    impl: Optional[str] = None,
+    layout: LayoutLike = "auto",
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -66,7 +65,9 @@ def scale_by_laplacian_rms(
     decay: decay of the running average of squared gradients, in [0, 1).
     eps: added to the square root, >= 0.
     initial_scale: initial value of the running average (0 in PyTorch).
-    c2: coupling strength (number, schedule, pytree or params callable).
+    c2: coupling strength: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
@@ -117,15 +118,15 @@ def lrmsprop(
     learning_rate: optax.ScalarOrSchedule = 1e-2,
     decay: jax.typing.ArrayLike = 0.99,
     eps: jax.typing.ArrayLike = 1e-8,
-    momentum: jax.typing.ArrayLike = 0.0,
-    weight_decay: jax.typing.ArrayLike = 0.0,
+    momentum: Optional[jax.typing.ArrayLike] = None,
+    weight_decay: Optional[jax.typing.ArrayLike] = None,
     *,
     c2: Any = 1e-4,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
+    layout: LayoutLike = "auto",
     initial_scale: jax.typing.ArrayLike = 0.0,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -133,8 +134,11 @@ def lrmsprop(
 
   Decoupled weight decay :math:`p \leftarrow p(1-\eta\lambda)`, then
   :math:`b \leftarrow \mu b + g/(\sqrt{\tilde a} + \epsilon)`,
-  :math:`p \leftarrow p - \eta b` (no momentum buffer when ``momentum`` is a
-  Python 0). ``c2=0`` is ``optax.rmsprop(eps_in_sqrt=False)``.
+  :math:`p \leftarrow p - \eta b`. As in Optax, a stage is left out only
+  when its argument is None (``momentum=None``: no momentum buffer;
+  ``weight_decay=None``: no decay), so the state's structure never depends
+  on how a number is spelled. ``c2=0`` is ``optax.rmsprop(eps_in_sqrt=False,
+  momentum=momentum)``.
 
   Examples:
     >>> import jax.numpy as jnp, ladam_jax
@@ -145,9 +149,13 @@ def lrmsprop(
     learning_rate: a float >= 0 or an Optax schedule.
     decay: decay of the running average (PyTorch's ``alpha``), in [0, 1).
     eps: added to the square root, >= 0.
-    momentum: momentum factor >= 0.
-    weight_decay: decoupled weight decay rate >= 0.
-    c2: coupling strength >= 0 (number, schedule, pytree or params callable).
+    momentum: momentum factor >= 0, or None (default) for no momentum
+      buffer (the reference's ``momentum=0``).
+    weight_decay: decoupled weight decay rate >= 0, or None (default) for
+      none (the reference's ``weight_decay=0``).
+    c2: coupling strength >= 0: a number, a schedule, a pytree
+      (prefix) of them, or a params function marked with
+      :func:`ladam_jax.per_leaf`.
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s), as in :func:`ladam`.
@@ -169,6 +177,6 @@ def lrmsprop(
       min_spatial_size=min_spatial_size, layout=layout, impl=impl,
       allow_unstable_c2=allow_unstable_c2,
       partition_specs=partition_specs)]
-  if not _validation.is_static_zero(momentum):
+  if momentum is not None:
     parts.append(optax.trace(decay=momentum))
   return _chain.decay_and_lr(parts, learning_rate, weight_decay)

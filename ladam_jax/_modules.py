@@ -14,7 +14,6 @@ Equinox is optional: when it has not been imported, no tree can hold an
 Equinox module and every leaf's owner is None.
 """
 
-from __future__ import annotations
 
 import sys
 from typing import Any, NamedTuple

@@ -1,6 +1,5 @@
 """Small numerical helpers shared by the transforms."""
 
-from __future__ import annotations
 
 import math
 from typing import Any

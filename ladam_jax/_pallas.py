@@ -30,7 +30,6 @@ halos).
 kernels stand (tests: ``tests/test_pallas.py``).
 """
 
-from __future__ import annotations
 
 import functools
 from typing import Any, Callable, Sequence

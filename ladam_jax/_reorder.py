@@ -7,7 +7,6 @@ inputs to match) leaves the network's function unchanged but gives LAdam's
 Laplacian a smoother field.
 """
 
-from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 

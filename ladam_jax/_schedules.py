@@ -1,6 +1,5 @@
 """Learning-rate schedules from the reference package, as Optax schedules."""
 
-from __future__ import annotations
 
 import math
 

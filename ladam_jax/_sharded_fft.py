@@ -32,7 +32,6 @@ and the solve is a ``custom_partitioning`` op whose partitioning rule reads
 it (and keeps the field's sharding for the result).
 """
 
-from __future__ import annotations
 
 import functools
 import math

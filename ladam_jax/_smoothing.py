@@ -16,7 +16,6 @@ smoothing strength is stable, the mean of each field (:math:`k = 0`) is
 kept, and no floor is needed.
 """
 
-from __future__ import annotations
 
 import math
 from typing import Any, NamedTuple, Optional
@@ -34,6 +33,8 @@ from ladam_jax import _numerics
 from ladam_jax import _sharded_fft
 from ladam_jax import _stencil
 from ladam_jax import _validation
+from ladam_jax._types import LayoutLike, SmoothingMethod, SmoothingTarget
+from ladam_jax._types import Stencil
 from ladam_jax._sharded_fft import laplacian_symbol
 
 __all__ = ["ScaleByLaplacianSmoothingState", "scale_by_laplacian_smoothing",
@@ -127,7 +128,7 @@ def smooth_tree(tree: Any, count: jax.Array, *, sigma, stencil, layout,
   field (sigma at step ``count``); the others are returned as they are."""
   _halo.refuse_smoothing_in_shard_map(tree, "Laplacian smoothing")
   leaves, treedef = jax.tree.flatten(tree)
-  sigmas = _c2.resolve_c2(sigma, tree, count)
+  sigmas = _c2.resolve_c2(sigma, tree, count, name="sigma")
   out = list(leaves)
   # Traced under optax.inject_hyperparams: then chosen per leaf at run time
   # (as LAdam does).
@@ -149,6 +150,11 @@ def smooth_tree(tree: Any, count: jax.Array, *, sigma, stencil, layout,
     solved = _solve_group([leaves[i] for i in idx], spec,
                           [sigmas[i] for i in idx], stencil, method)
     for i, u in zip(idx, solved):
+      if not isinstance(sigmas[i], (int, float)):
+        # A traced or array sigma of 0 gives the gradient bit-for-bit, not
+        # the FFT's round-off of it (which Adam would normalise into steps
+        # where the gradient is exactly 0).
+        u = jnp.where(jnp.asarray(sigmas[i]) == 0, leaves[i], u)
       out[i] = u if min_size is not None else jnp.where(
           math.prod(shape) >= min_spatial_size, u, leaves[i])
   return treedef.unflatten(out)
@@ -157,11 +163,11 @@ def smooth_tree(tree: Any, count: jax.Array, *, sigma, stencil, layout,
 def scale_by_laplacian_smoothing(
     sigma: Any = 1.0,
     *,
-    stencil: str = "9point",
-    layout: Any = "auto",
+    stencil: Stencil = "9point",
+    layout: LayoutLike = "auto",
     flatten: bool = False,
     min_spatial_size: int = 16,
-    method: str = "fft",
+    method: SmoothingMethod = "fft",
 ) -> optax.GradientTransformation:
   r"""Replaces each leaf's updates by :math:`(I - \sigma L)^{-1} g`.
 
@@ -208,8 +214,10 @@ def scale_by_laplacian_smoothing(
   Args:
     sigma: the smoothing strength :math:`\sigma \ge 0` (0: identity): a
       number, a schedule (step count → sigma), a pytree of those matching
-      the params (or a prefix of them), or a callable params → such a tree,
-      exactly as LAdam's ``c2`` (e.g. :func:`ladam_jax.c2_by_path`).
+      the params (or a prefix of them), or a params function marked with
+      :func:`ladam_jax.per_leaf`, exactly as LAdam's ``c2`` (e.g.
+      :func:`ladam_jax.c2_by_path`). 0, as a number or an array, returns
+      the gradient bit-for-bit.
     stencil: ``'9point'`` (default) or ``'5point'`` for 2-D fields.
     layout: how a leaf is seen as a field, as for :func:`ladam_jax.ladam`
       (``'flax'``, ``'torch'``, a :class:`ladam_jax.LaplacianLayout`, a
@@ -235,7 +243,7 @@ def scale_by_laplacian_smoothing(
 
   def init_fn(params):
     _leaf_specs(params, layout, flatten)  # a layout that does not fit fails
-    _c2.resolve_c2(sigma, params, jnp.zeros([], jnp.int32))
+    _c2.resolve_c2(sigma, params, jnp.zeros([], jnp.int32), name="sigma")
     return ScaleByLaplacianSmoothingState(jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
@@ -252,11 +260,11 @@ def scale_by_implicit_laplacian_adam(
     b2: float = 0.999,
     eps: float = 1e-8,
     *,
-    stencil: str = "9point",
-    layout: Any = "auto",
+    stencil: Stencil = "9point",
+    layout: LayoutLike = "auto",
     flatten: bool = False,
     min_spatial_size: int = 16,
-    method: str = "fft",
+    method: SmoothingMethod = "fft",
 ) -> optax.GradientTransformation:
   r"""Adam whose second moment is smoothed implicitly: LAdam's idea with
   Osher et al.'s solve.
@@ -299,14 +307,14 @@ def scale_by_implicit_laplacian_adam(
     An ``optax.GradientTransformation`` with Adam's state.
   """
   _check(sigma, stencil, layout, flatten, min_spatial_size, method)
-  _validation.check_adam_like(b1, b2, eps, None)
+  _validation.check_adam_like(b1, b2, eps, 0.0)
   adam = optax.scale_by_adam(b1, b2, eps)
   kw = dict(sigma=sigma, stencil=stencil, layout=layout, flatten=flatten,
             min_spatial_size=min_spatial_size, method=method)
 
   def init_fn(params):
     _leaf_specs(params, layout, flatten)
-    _c2.resolve_c2(sigma, params, jnp.zeros([], jnp.int32))
+    _c2.resolve_c2(sigma, params, jnp.zeros([], jnp.int32), name="sigma")
     return adam.init(params)
 
   def update_fn(updates, state, params=None):
@@ -326,9 +334,9 @@ def scale_by_implicit_laplacian_adam(
 
 def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
            b2: float = 0.999, eps: float = 1e-8, *, sigma: Any = 1.0,
-           stencil: str = "9point", layout: Any = "auto",
+           stencil: Stencil = "9point", layout: LayoutLike = "auto",
            flatten: bool = False, min_spatial_size: int = 16,
-           method: str = "fft", target: str = "grad",
+           method: SmoothingMethod = "fft", target: SmoothingTarget = "grad",
            ) -> optax.GradientTransformation:
   r"""LS-Adam: Adam on Laplacian-smoothed gradients (Osher et al., 2018).
 
@@ -375,9 +383,9 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
 
 def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,
           momentum: Optional[float] = None, nesterov: bool = False, *,
-          sigma: Any = 1.0, stencil: str = "9point", layout: Any = "auto",
+          sigma: Any = 1.0, stencil: Stencil = "9point", layout: LayoutLike = "auto",
           flatten: bool = False, min_spatial_size: int = 16,
-          method: str = "fft") -> optax.GradientTransformation:
+          method: SmoothingMethod = "fft") -> optax.GradientTransformation:
   r"""LS-SGD (Osher et al., 2018): SGD on Laplacian-smoothed gradients.
 
   ``optax.chain(scale_by_laplacian_smoothing(sigma, ...),

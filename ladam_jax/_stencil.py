@@ -12,7 +12,6 @@ as contiguous memory rows.
   K_1 = (1, -2, 1).
 """
 
-from __future__ import annotations
 
 import functools
 import math

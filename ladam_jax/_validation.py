@@ -6,7 +6,6 @@ are checked at once, so a bad value fails at construction with a message that
 names the argument and what is allowed.
 """
 
-from __future__ import annotations
 
 import math
 from typing import Any, Sequence
@@ -15,8 +14,8 @@ import jax
 import numpy as np
 
 __all__ = ["concrete_value", "check_non_negative", "check_unit_interval",
-           "check_choice", "is_concrete_zero", "is_static_zero",
-           "check_adam_like"]
+           "check_choice", "is_concrete_zero", "check_adam_like",
+           "variance_floor"]
 
 
 def concrete_value(x: Any) -> float | None:
@@ -40,18 +39,6 @@ def is_concrete_zero(x: Any) -> bool:
   return value is not None and value == 0.0
 
 
-def is_static_zero(x: Any) -> bool:
-  """True iff ``x`` is a Python number equal to 0.
-
-  For decisions on the *structure* of a transform (whether a weight-decay or
-  momentum stage exists): ``optax.inject_hyperparams`` passes arrays, concrete
-  in ``init`` but traced in a jitted ``update``, and both must build the same
-  chain, so only Python numbers may remove a stage.
-  """
-  return (isinstance(x, (int, float)) and not isinstance(x, bool)
-          and x == 0)
-
-
 def check_non_negative(name: str, x: Any) -> None:
   value = concrete_value(x)
   if value is not None and not (value >= 0.0 and math.isfinite(value)):
@@ -71,10 +58,33 @@ def check_choice(name: str, x: Any, choices: Sequence[Any]) -> None:
         f"Invalid `{name}`={x!r}: choose one of {tuple(choices)}.")
 
 
-def check_adam_like(b1: Any, b2: Any, eps: Any, variance_floor: Any) -> None:
+def check_adam_like(b1: Any, b2: Any, eps: Any, floor: Any) -> None:
   """The checks shared by the Adam-style transforms (LAdam, LaProp)."""
   check_unit_interval("b1", b1)
   check_unit_interval("b2", b2)
   check_non_negative("eps", eps)
-  if variance_floor is not None:
-    check_non_negative("variance_floor", variance_floor)
+  variance_floor(floor, eps)
+
+
+def variance_floor(floor: Any, eps: Any) -> Any:
+  """The value a smoothed variance is kept at or above, checked.
+
+  ``floor`` is a number >= 0 (a Python number, an array, a tracer from
+  ``optax.inject_hyperparams``) or the string ``'eps'``: the package's clamp
+  (ladam 0.4.1 keeps the smoothed variance at or above its ``eps``).
+  """
+  if isinstance(floor, str):
+    if floor != "eps":
+      raise ValueError(
+          f"Invalid `variance_floor`={floor!r}: give a number >= 0 (0.0, the "
+          "default, is the reference's documented maths) or 'eps' (the "
+          "package's clamp at eps).")
+    return eps
+  if floor is None:
+    raise ValueError(
+        "`variance_floor`=None is no longer accepted (it used to mean eps): "
+        "give variance_floor='eps' for the package's clamp at eps, or a "
+        "number >= 0 (0.0, the default, is the reference's documented "
+        "maths: c2 = 0 is Adam).")
+  check_non_negative("variance_floor", floor)
+  return floor

@@ -5,8 +5,6 @@ References:
   Velocity Regularized Adam*, arXiv:2505.13196.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -19,6 +17,8 @@ from ladam_jax import _halo
 from ladam_jax import _numerics
 from ladam_jax import _ladam
 from ladam_jax import _validation
+from ladam_jax._types import Impl, LayoutLike, Stencil, VarianceFloor
+from ladam_jax._types import Velocity
 
 __all__ = ["VelocityRegularizationState", "scale_by_velocity_regularization",
            "vradam"]
@@ -37,7 +37,7 @@ def scale_by_velocity_regularization(
     inner: optax.GradientTransformation,
     beta3: jax.typing.ArrayLike = 1.0,
     lr_cutoff: jax.typing.ArrayLike = 10.0,
-    velocity: str = "momentum",
+    velocity: Velocity = "momentum",
     *,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -127,19 +127,19 @@ def vradam(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
-    weight_decay: jax.typing.ArrayLike = 0.0,
+    weight_decay: Optional[jax.typing.ArrayLike] = None,
     mask: Any = None,
     *,
     beta3: jax.typing.ArrayLike = 1.0,
     lr_cutoff: jax.typing.ArrayLike = 10.0,
-    velocity: str = "momentum",
+    velocity: Velocity = "momentum",
     c2: Any = 0.0,
-    stencil: str = "9point",
+    stencil: Stencil = "9point",
     min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: Any = "auto",
-    variance_floor: Optional[jax.typing.ArrayLike] = None,
+    layout: LayoutLike = "auto",
+    variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
-    impl: Optional[str] = None,
+    impl: Impl = None,
     allow_unstable_c2: bool = False,
     partition_specs: Any = None,
 ) -> optax.GradientTransformation:
@@ -164,7 +164,9 @@ def vradam(
     b1: first-moment decay, in [0, 1).
     b2: second-moment decay, in [0, 1).
     eps: added to the square root.
-    weight_decay: decoupled weight decay, scaled by :math:`\eta_t`.
+    weight_decay: decoupled weight decay, scaled by :math:`\eta_t`; None
+      (default) leaves the stage out (any number, also 0, keeps it, so the
+      state's structure does not depend on how it is spelled).
     mask: which leaves are decayed.
     beta3: strength of the velocity penalty (paper: 1).
     lr_cutoff: cap of :math:`\beta_3 S` (public code: 10).
@@ -173,7 +175,8 @@ def vradam(
     stencil: ``'9point'`` or ``'5point'``.
     min_spatial_size: leaves with fewer elements are never smoothed.
     layout: field layout(s).
-    variance_floor: floor of the smoothed variance (None = eps).
+    variance_floor: floor of the smoothed variance: a number >= 0 (default
+      0.0) or ``'eps'`` (the package's clamp), as in :func:`ladam_jax.ladam`.
     mu_dtype: optional dtype of the first moment.
     impl: Laplacian implementation or None.
     allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
@@ -193,7 +196,7 @@ def vradam(
       layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
       impl=impl, allow_unstable_c2=allow_unstable_c2,
       partition_specs=partition_specs)]
-  if not _validation.is_static_zero(weight_decay):
+  if weight_decay is not None:
     inner.append(optax.add_decayed_weights(
         weight_decay, _tree_specs.as_mask(mask)))
   return optax.chain(

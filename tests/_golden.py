@@ -46,6 +46,8 @@ def make_optimizer(kind: str, kwargs: dict, lr: float, **extra):
   # the 9-point stencil's stability bound 3/16), so parity runs opt in.
   kw = dict(kwargs, allow_unstable_c2=True)
   if kind == "adam":
+    # The package's LAdam clamps the smoothed variance at eps.
+    kw.setdefault("variance_floor", "eps")
     b1, b2 = kw.pop("betas", (0.9, 0.999))
     wd = kw.pop("weight_decay", 0.0)
     if wd:

@@ -34,27 +34,44 @@ def test_bounds_are_the_stencils_most_negative_eigenvalue():
 @pytest.mark.parametrize("stencil, bound", [("9point", 3 / 16),
                                             ("5point", 1 / 8)])
 def test_concrete_c2_above_the_bound_is_refused(alias, stencil, bound):
-  with pytest.raises(ValueError, match=f"stability bound {bound:g}") as e:
-    alias(1e-3, c2=bound * 1.01, stencil=stencil)
+  # Above every field's bound (1-D: 1/4): refused at construction.
+  with pytest.raises(ValueError, match="stability bound 0.25") as e:
+    alias(1e-3, c2=0.26, stencil=stencil)
   assert "allow_unstable_c2=True" in str(e.value)
   with pytest.raises(ValueError, match="stability bound"):
     alias(1e-3, c2={"w": 0.5, "b": 0.0}, stencil=stencil)
-  alias(1e-3, c2=bound, stencil=stencil)  # the bound itself is stable
-  alias(1e-3, c2=10.0, stencil=stencil, allow_unstable_c2=True)
+  # Above the 2-D bound only: refused at init, naming the 2-D leaf.
+  opt = alias(1e-3, c2=bound * 1.01, stencil=stencil)
+  with pytest.raises(ValueError, match=f"stability bound {bound:g} .*'w'"):
+    opt.init({"w": jnp.zeros((8, 8))})
+  opt.init({"b": jnp.zeros(32)})  # a 1-D leaf's bound is 1/4
+  alias(1e-3, c2=bound, stencil=stencil).init({"w": jnp.zeros((8, 8))})
+  alias(1e-3, c2=10.0, stencil=stencil, allow_unstable_c2=True).init(
+      {"w": jnp.zeros((8, 8))})
 
 
-def test_params_function_c2_is_checked_per_field_at_init():
-  # 1-D leaves have the larger bound 1/4; a params function's numbers are
-  # only known at init, where they are checked leaf by leaf.
+C2_FORMS = {
+    "pytree": lambda values: values,
+    "params function": lambda values: ladam_jax.per_leaf(lambda p: values),
+    "c2_by_path": lambda values: ladam_jax.c2_by_path(
+        {"kernel": values["kernel"], "bias": values["bias"]}),
+}
+
+
+@pytest.mark.parametrize("form", C2_FORMS)
+def test_c2_is_checked_per_field_at_init_whatever_its_form(form):
+  # 1-D leaves have the larger bound 1/4, 2-D fields 3/16: each leaf is
+  # checked against its own, at init, for a pytree, a params function and
+  # c2_by_path alike.
   params = {"kernel": jnp.zeros((8, 8)), "bias": jnp.zeros(32)}
-  ok = ladam_jax.ladam(1e-3, c2=lambda p: {"kernel": 0.1, "bias": 0.2})
-  ok.init(params)
-  bad = ladam_jax.ladam(1e-3, c2=lambda p: {"kernel": 0.2, "bias": 0.2})
-  with pytest.raises(ValueError, match="2-D fields"):
+  make = C2_FORMS[form]
+  ladam_jax.ladam(1e-3, c2=make({"kernel": 0.1, "bias": 0.24})).init(params)
+  bad = ladam_jax.ladam(1e-3, c2=make({"kernel": 0.2, "bias": 0.2}))
+  with pytest.raises(ValueError, match="0.1875 .*2-D fields, as the leaf "
+                     r"\['kernel'\]"):
     bad.init(params)
-  worse = ladam_jax.ladam(1e-3, c2=lambda p: {"kernel": 0.1, "bias": 0.3})
-  with pytest.raises(ValueError, match="stability bound 0.25 .* 1-D"):
-    worse.init(params)
+  with pytest.raises(ValueError, match="stability bound 0.25"):
+    ladam_jax.ladam(1e-3, c2=make({"kernel": 0.1, "bias": 0.3})).init(params)
 
 
 def _updates(tx, params, steps=3):
@@ -75,7 +92,7 @@ def test_injected_c2_above_the_bound_is_clipped_per_field():
   injected = _updates(optax.inject_hyperparams(ladam_jax.ladam)(
       learning_rate=1e-3, c2=0.6), PARAMS)
   at_bounds = _updates(ladam_jax.ladam(
-      1e-3, c2=lambda p: {"kernel": 3 / 16, "bias": 1 / 4}), PARAMS)
+      1e-3, c2={"kernel": 3 / 16, "bias": 1 / 4}), PARAMS)
   for k in PARAMS:  # (injected betas: float32 bias correction, ~1e-6)
     np.testing.assert_allclose(injected[k], at_bounds[k], rtol=1e-5,
                                atol=1e-9)
@@ -89,7 +106,7 @@ def test_schedule_crossing_the_bound_is_clipped():
   sched = optax.linear_schedule(0.0, 1.0, 4)
   got = _updates(ladam_jax.ladam(1e-3, c2=sched), PARAMS, steps=4)
   clipped = lambda t: jnp.minimum(sched(t), 3 / 16)  # noqa: E731
-  want = _updates(ladam_jax.ladam(1e-3, c2=lambda p: {
+  want = _updates(ladam_jax.ladam(1e-3, c2={
       "kernel": clipped, "bias": lambda t: jnp.minimum(sched(t), 1 / 4)}),
                   PARAMS, steps=4)
   for k in PARAMS:

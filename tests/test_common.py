@@ -157,6 +157,8 @@ def test_inject_hyperparams_gives_the_same_updates_and_state(
     for a, b in zip(jax.tree.leaves(state_i.inner_state),
                     jax.tree.leaves(state)):
       np.testing.assert_allclose(a, b, rtol=5e-5, atol=1e-7)
+  # One state structure, as Optax's own battery (chex) asserts.
+  assert jax.tree.structure(state_i.inner_state) == jax.tree.structure(state)
 
 
 # One optimizer per distinct state layout (the modes share Adam's state,

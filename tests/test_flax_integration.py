@@ -93,7 +93,7 @@ def test_classify_nnx_transformer():
 
 def test_auto_c2_and_bad_map():
   params = {"Dense_0": {"kernel": jnp.ones((32, 32)), "bias": jnp.ones(32)}}
-  assert ladam_jax.auto_c2()(params) == {
+  assert ladam_jax.auto_c2().fn(params) == {
       "Dense_0": {"kernel": 1e-5, "bias": 0.0}}
   with pytest.raises(ValueError, match="unknown classes"):
     ladam_jax.auto_c2({"dense": 1e-3})
@@ -106,7 +106,7 @@ def test_c2_by_path_glob():
             "dec": {"Conv_0": {"kernel": 3.0}}}
   fn = ladam_jax.c2_by_path({"enc/*/kernel": 1e-3, "*bias": 0.0},
                             default=5e-4, syntax="glob")
-  assert fn(params) == {"enc": {"Conv_0": {"kernel": 1e-3, "bias": 0.0}},
+  assert fn.fn(params) == {"enc": {"Conv_0": {"kernel": 1e-3, "bias": 0.0}},
                         "dec": {"Conv_0": {"kernel": 5e-4}}}
   with pytest.raises(ValueError, match="syntax"):
     ladam_jax.c2_by_path({"a": 1e-3}, syntax="re")
@@ -229,7 +229,7 @@ def test_nnx_optimizer_matches_functional_update():
   for _ in range(3):
     step(plain_model, plain)
   assert not np.allclose(plain_model.ffn.kernel[...], model.ffn.kernel[...])
-  c2 = ladam_jax.auto_c2({"linear": 1e-2})(
+  c2 = ladam_jax.auto_c2({"linear": 1e-2}).fn(
       nnx.to_pure_dict(nnx.state(model, nnx.Param)))
   assert c2["ffn"]["kernel"] == 1e-2
   assert c2["attn"]["query"]["kernel"] == 0.0

@@ -98,7 +98,7 @@ def run(tx, params, steps=3):
 C2 = {"dense": 0.3, "conv": 0.2, "small": 0.1, "b": 0.1, "off": 0.0}
 
 
-@pytest.mark.parametrize("stencil,variance_floor", [("9point", None),
+@pytest.mark.parametrize("stencil,variance_floor", [("9point", "eps"),
                                                     ("5point", 0.0)])
 def test_fused_adam_matches_flat(stencil, variance_floor):
   params = tree()

@@ -83,11 +83,11 @@ def test_c2_by_path_rules_in_order():
             "Dense_0": {"kernel": jnp.ones((4, 4))}}
   fn = ladam_jax.c2_by_path([(r"bias$", 0.0), (r"^Conv", 1e-3),
                              (r"LayerNorm", 0.0)], default=1e-5)
-  assert fn(params) == {"Conv_0": {"kernel": 1e-3, "bias": 0.0},
+  assert fn.fn(params) == {"Conv_0": {"kernel": 1e-3, "bias": 0.0},
                         "LayerNorm_0": {"scale": 0.0},
                         "Dense_0": {"kernel": 1e-5}}
   sched = optax.linear_schedule(0.0, 1e-3, 10)
-  assert ladam_jax.c2_by_path({"Dense": sched})(params)["Dense_0"]["kernel"] \
+  assert ladam_jax.c2_by_path({"Dense": sched}).fn(params)["Dense_0"]["kernel"] \
       is sched
   with pytest.raises(ValueError, match="c2"):
     ladam_jax.c2_by_path({"Dense": -1.0})
@@ -125,11 +125,14 @@ def test_smoothing_stats_analytic_cases():
   np.testing.assert_allclose(w.relative_change,
                              change / np.linalg.norm(v_hat), rtol=1e-5)
   # Tiny gradients under the package's floor (eps): every entry floored.
-  opt_eps = ladam_jax.ladam(1e-3, c2=0.1)
+  opt_eps = ladam_jax.ladam(1e-3, c2=0.1, variance_floor="eps")
   _, tiny = opt_eps.update({"w": jnp.full((8, 8), 1e-6), "b": jnp.ones(4)},
                            opt_eps.init(params), params)
+  assert float(ladam_jax.smoothing_stats(
+      tiny, c2=0.1, variance_floor="eps")["w"].floor_fraction) == 1.0
+  # The default floor (0) binds nowhere on the same state.
   assert float(ladam_jax.smoothing_stats(tiny, c2=0.1)["w"].floor_fraction
-               ) == 1.0
+               ) == 0.0
   with pytest.raises(ValueError, match="ScaleByLaplacianAdamState"):
     ladam_jax.smoothing_stats(optax.adam(1e-3).init(params))
   # The field behind the ratios: known entries, its extremes the stats'.

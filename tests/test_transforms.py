@@ -350,7 +350,8 @@ def _updates(c2, params=None, **kw):
 def test_c2_pytree_prefix_callable_and_by_path_agree():
   per_subtree = {"conv": 0.05, "dense": 0.0, "scale": 0.0}
   a = _updates(per_subtree)
-  b = _updates(lambda p: {"conv": 0.05, "dense": 0.0, "scale": 0.0})
+  b = _updates(ladam_jax.per_leaf(
+      lambda p: {"conv": 0.05, "dense": 0.0, "scale": 0.0}))
   c = _updates(ladam_jax.c2_by_path({r"^conv/": 0.05}, default=0.0))
   d = _updates({"conv": {"kernel": 0.05, "bias": 0.05},
                 "dense": {"kernel": 0.0, "bias": 0.0}, "scale": 0.0})

@@ -30,7 +30,7 @@ Every number in them comes from
   ``<!-- norms:end -->``): ``ladam-bench wavenorm-regression``;
 - ``benchmarks/ladam-bench/smoothing/TASK.json`` (the smoothing table
   between ``<!-- smoothing:begin -->`` and ``<!-- smoothing:end -->``):
-  ``ladam-bench TASK --optimizers adam,ladam,lsadam,lsadam-nu``;
+  ``ladam-bench TASK --optimizers adam,ladam,ladam-floor0,lsadam,lsadam-nu``;
 - ``benchmarks/ladam-bench/tune/tune-TASK.json`` and ``tune-summary.json``
   (the tuning table between ``<!-- tune:begin -->`` and
   ``<!-- tune:end -->``): ``ladam-bench tune TASK`` and ``ladam-bench
@@ -78,8 +78,8 @@ SBEGIN, SEND = "<!-- smoothing:begin -->", "<!-- smoothing:end -->"
 SMOOTHING = os.path.join(ROOT, "benchmarks", "ladam-bench", "smoothing")
 # (candidate, baseline): the three ways of smoothing against Adam, and the
 # FAQ's claim (smoothing the variance beats smoothing the gradient).
-SMOOTHING_PAIRS = (("ladam", "adam"), ("lsadam", "adam"),
-                   ("lsadam-nu", "adam"), ("ladam", "lsadam"))
+SMOOTHING_PAIRS = (("ladam-floor0", "adam"), ("lsadam", "adam"),
+                   ("lsadam-nu", "adam"), ("ladam-floor0", "lsadam"))
 TUNE = os.path.join(ROOT, "benchmarks", "ladam-bench", "tune")
 # The tuning table's comparisons: (candidate, baseline).
 TUNE_PAIRS = (("ladam", "adam"), ("ladam-floor0", "adam"),
@@ -90,11 +90,11 @@ TUNE_PAIRS = (("ladam", "adam"), ("ladam-floor0", "adam"),
 # "what the Laplacian adds": the LAdam run against each control.
 CONTROL_PAIRS = (
     ("adam-copy", "adam", "A/A: Adam (other random seeds) vs Adam"),
-    ("ladam", "adam", "LAdam vs Adam"),
-    ("ladam", "adam-floor", "the Laplacian adds: LAdam vs Adam with "
-     "LAdam's floor"),
-    ("ladam", "ladam-shuffled", "the layout adds: LAdam vs LAdam on "
-     "shuffled entries"),
+    ("ladam", "adam", "LAdam floor eps vs Adam"),
+    ("ladam", "adam-floor", "the Laplacian adds: LAdam floor eps vs Adam "
+     "with LAdam's eps floor"),
+    ("ladam", "ladam-shuffled", "the layout adds: LAdam floor eps vs the "
+     "same on shuffled entries"),
     ("ladam-floor0", "adam", "LAdam floor 0 vs Adam"),
     ("ladam-floor0", "ladam-floor0-shuffled", "the layout adds: LAdam floor "
      "0 vs the same on shuffled entries"))
@@ -183,8 +183,8 @@ def main_table() -> str:
   lines = [
       "| reference row (ladam 0.4.1) | its claim | the reference's script "
       "rerun (PyTorch): Adam → LAdam floor 0 | ladam_jax task, metric | "
-      "Adam (ladam_jax) mean ± std | LAdam floor 0 (scripts) vs Adam | "
-      "LAdam floor eps (package) vs Adam | n |",
+      "Adam (ladam_jax) mean ± std | LAdam floor 0 (default; scripts) vs Adam | "
+      "LAdam floor eps (package's clamp) vs Adam | n |",
       "|---|---|---|---|---|---|---|---|",
   ]
   for row, claim, task in ROWS:
@@ -262,8 +262,8 @@ SWEPT_STEPS = {"pinn-wave": (500, 1000)}
 
 def steps_table() -> str:
   """The metric at each step count the script swept (same runs)."""
-  lines = ["| task | steps | Adam mean | LAdam floor 0 (scripts) vs Adam | "
-           "LAdam floor eps (package) vs Adam |", "|---|---|---|---|---|"]
+  lines = ["| task | steps | Adam mean | LAdam floor 0 (default; scripts) vs Adam | "
+           "LAdam floor eps (package's clamp) vs Adam |", "|---|---|---|---|---|"]
   for task, steps in SWEPT_STEPS.items():
     full = _load(FULL, task)
     if full is None:
@@ -485,10 +485,12 @@ def norms_section() -> str:
             "vs BatchNorm, LAdam | LAdam vs Adam |", "|---|---|---|---|---|"]
   for v in variants:
     cells = [_mean_std(record, f"{v}:adam")]
-    for opt in ("adam", "ladam"):
+    lap = ("ladam-floor0" if f"{base}:ladam-floor0" in record["results"]
+           else "ladam")  # ladam_jax.ladam's default (floor 0)
+    for opt in ("adam", lap):
       cells.append("—" if v == base else paired_cell(
           record, f"{v}:{opt}", f"{base}:{opt}"))
-    cells.append(paired_cell(record, f"{v}:ladam", f"{v}:adam"))
+    cells.append(paired_cell(record, f"{v}:{lap}", f"{v}:adam"))
     lines.append(f"| {v} | " + " | ".join(cells) + " |")
   lines.append(NEND)
   return "\n".join(lines)
@@ -523,8 +525,9 @@ def readme_section() -> str:
            "edit by hand -->", "",
            "| the reference's row | its claim | its script rerun (PyTorch), "
            "LAdam floor 0 vs Adam | ladam_jax task (random seeds) | "
-           "`ladam_jax.ladam` vs Adam | the scripts' LAdam (floor 0) vs "
-           "Adam | better than Adam at p < 0.05? |",
+           "`ladam_jax.ladam` (floor 0, default; the scripts' LAdam) vs "
+           "Adam | `variance_floor='eps'` (the package's clamp) vs Adam | "
+           "better than Adam at p < 0.05? |",
            "|---|---|---|---|---|---|---|"]
   for row, claim, task in ROWS:
     full, script = _load(FULL, task), _load(SCRIPTS, task)
@@ -536,12 +539,12 @@ def readme_section() -> str:
       continue
     verdict = "; ".join(
         f"{label}: {_better(full, name)}" for label, name in
-        (("ladam", "ladam"), ("floor 0", "ladam-floor0"))
+        (("ladam", "ladam-floor0"), ("floor eps", "ladam"))
         if _better(full, name) is not None)
     lines.append(
         f"| {row} | {claim} | {script_cell} | `{task}`, {full['metric']} "
-        f"({len(full['seeds'])}) | {_short(full, 'ladam')} | "
-        f"{_short(full, 'ladam-floor0')} | {verdict} |")
+        f"({len(full['seeds'])}) | {_short(full, 'ladam-floor0')} | "
+        f"{_short(full, 'ladam')} | {verdict} |")
   lines.append(REND)
   return "\n".join(lines)
 

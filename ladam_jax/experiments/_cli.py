@@ -24,9 +24,11 @@ Examples:
 Optimizers are compared paired over random seeds (the same data,
 initialisation and batches). The optimizer ladam is labelled
 "floor eps, package": LAdam as the reference's package ships it, the
-smoothed variance floored at eps. ladam-floor0 is labelled
-"floor 0, scripts": LAdam as the reference's experiment scripts ran it
-(floored at 0); they produced the reference's results table. The
+smoothed variance floored at eps (ladam_jax.ladam(...,
+variance_floor='eps')). ladam-floor0 is labelled "floor 0, scripts":
+LAdam as the reference's documented maths and experiment scripts have it
+(floored at 0; ladam_jax.ladam's default); the scripts produced the
+reference's results table. The
 controls: adam-copy is Adam on other random seeds against Adam (an A/A
 run: it shows what "no difference" looks like); adam-floor (Adam with
 LAdam's eps floor, no Laplacian) and ladam-shuffled (LAdam coupling

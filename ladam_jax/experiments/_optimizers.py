@@ -45,11 +45,16 @@ class BenchOptimizer:
 
 
 def _ladam_diagnostics(c2, impl=None):
-  return {"c2": c2, "impl": impl}
+  return {"c2": c2, "impl": impl, "variance_floor": "eps"}
 
 
 def _floor0_diagnostics(c2, impl=None):
   return {"c2": c2, "impl": impl, "variance_floor": 0.0}
+
+
+def _ladam_eps(lr, c2, impl=None):
+  """LAdam with the package's clamp of the smoothed variance at eps."""
+  return ladam_jax.ladam(lr, c2=c2, variance_floor="eps", impl=impl)
 
 
 # The A/A control's random seeds are this far from everyone else's.
@@ -72,9 +77,13 @@ def _chi(value, total_steps):
 OPTIMIZERS = {o.name: o for o in (
     BenchOptimizer("adam", "Adam (optax.adam)",
                    lambda lr, c2, impl=None, **_: optax.adam(lr)),
+    # "ladam" is the reference package's LAdam (ladam 0.4.1's code clamps
+    # the smoothed variance at eps: variance_floor='eps'); "ladam-floor0"
+    # is its documented maths and experiment scripts (floor 0), which is
+    # ladam_jax.ladam's default.
     BenchOptimizer("ladam", "LAdam (floor eps, package)",
-                   lambda lr, c2, impl=None, **_: ladam_jax.ladam(
-                       lr, c2=c2, impl=impl), "adam",
+                   lambda lr, c2, impl=None, **_: _ladam_eps(lr, c2, impl),
+                   "adam",
                    diagnostics=_ladam_diagnostics),
     BenchOptimizer("ladam-floor0", "LAdam (floor 0, scripts)",
                    lambda lr, c2, impl=None, **_: ladam_jax.ladam(
@@ -93,7 +102,7 @@ OPTIMIZERS = {o.name: o for o in (
                    "ladam"),
     BenchOptimizer("ladam-shuffled", "LAdam on shuffled entries (control)",
                    lambda lr, c2, impl=None, **_: _controls.shuffled(
-                       ladam_jax.ladam(lr, c2=c2, impl=impl)), "ladam"),
+                       _ladam_eps(lr, c2, impl)), "ladam"),
     BenchOptimizer("ladam-floor0-shuffled",
                    "LAdam (floor 0) on shuffled entries (control)",
                    lambda lr, c2, impl=None, **_: _controls.shuffled(
@@ -138,8 +147,8 @@ OPTIMIZERS = {o.name: o for o in (
                    lambda lr, c2, impl=None, total_steps=None: optax.adam(
                        _chi(lr, total_steps)), "adam"),
     BenchOptimizer("ladam-chi", "LAdam (floor eps), Chi-Anneal lr",
-                   lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
-                       _chi(lr, total_steps), c2=c2, impl=impl), "adam-chi",
+                   lambda lr, c2, impl=None, total_steps=None: _ladam_eps(
+                       _chi(lr, total_steps), c2, impl), "adam-chi",
                    diagnostics=_ladam_diagnostics),
     BenchOptimizer("ladam-floor0-chi", "LAdam (floor 0), Chi-Anneal lr",
                    lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
@@ -148,8 +157,8 @@ OPTIMIZERS = {o.name: o for o in (
                    diagnostics=_floor0_diagnostics),
     # Chi-Anneal on c2 (the workshop paper's formula), constant lr.
     BenchOptimizer("ladam-c2chi", "LAdam (floor eps), Chi-Anneal c2",
-                   lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
-                       lr, c2=_chi(c2, total_steps), impl=impl), "adam"),
+                   lambda lr, c2, impl=None, total_steps=None: _ladam_eps(
+                       lr, _chi(c2, total_steps), impl), "adam"),
     BenchOptimizer("ladam-floor0-c2chi", "LAdam (floor 0), Chi-Anneal c2",
                    lambda lr, c2, impl=None, total_steps=None: ladam_jax.ladam(
                        lr, c2=_chi(c2, total_steps), variance_floor=0.0,

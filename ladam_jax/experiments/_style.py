@@ -105,16 +105,18 @@ def style(name: str, is_baseline: bool) -> dict:
 _NOTES = {
     "floor eps": (
         "\"Floor eps, package\": LAdam as the reference's package (ladam "
-        "0.4.1) ships it, `ladam_jax.ladam` with its defaults: after the "
-        "Laplacian smooths Adam's second-moment estimate, the result is kept "
-        "at or above eps (1e-8) before its square root divides the step."),
+        "0.4.1) ships it, `ladam_jax.ladam(..., variance_floor='eps')`: "
+        "after the Laplacian smooths Adam's second-moment estimate, the "
+        "result is kept at or above eps (1e-8) before its square root "
+        "divides the step."),
     "floor 0": (
         "\"Floor 0, scripts\": LAdam as the reference's experiment scripts "
         "run it (they carry their own copy of the optimizer, and the "
         "reference's results table comes from them): the smoothed estimate "
-        "is kept at or above 0 instead (`ladam_jax.ladam(..., "
-        "variance_floor=0.0)`). The two differ only where the estimate is "
-        "below eps, where the package's floor shortens the step."),
+        "is kept at or above 0 instead, as the reference's documented maths "
+        "has it (`ladam_jax.ladam` with its defaults). The two differ only "
+        "where the estimate is below eps, where the package's floor "
+        "shortens the step."),
 }
 
 

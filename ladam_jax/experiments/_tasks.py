@@ -491,7 +491,8 @@ RESNET_CHI_ANNEAL = Task(
                "design here separates them. c2 1e-4 (suggest_c2('auto'); "
                "suggest_c2('cnn') is 0)"),
     claim="accuracy 67.96 % → 73.39 % (+5.43 %, 3 random seeds)",
-    optimizers=("adam", "ladam", "adam-chi", "ladam-chi"),
+    optimizers=("adam", "ladam", "ladam-floor0", "adam-chi", "ladam-chi",
+                "ladam-floor0-chi"),
     seed_batching="loop",
 )
 
@@ -678,7 +679,7 @@ WAVENORM_REGRESSION = Task(
                "downloaded: diabetes stands in"),
     claim="MSE 0.213 → 0.184 vs BatchNorm (−13.5 %, 3 random seeds, best "
           "epoch)",
-    optimizers=("adam", "ladam"),
+    optimizers=("adam", "ladam", "ladam-floor0"),
     stateful=True,
     variants=("batchnorm", "wavenorm", "wavenorm-damped", "layernorm",
               "chinorm"),

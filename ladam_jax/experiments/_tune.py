@@ -95,7 +95,7 @@ def _ladam(floor: bool):
   def make(impl):
     def factory(learning_rate, c2):
       return ladam_jax.ladam(learning_rate, c2=c2, impl=impl,
-                             variance_floor=None if floor else 0.0)
+                             variance_floor="eps" if floor else 0.0)
     return factory
   return make
 

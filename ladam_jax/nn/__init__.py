@@ -25,7 +25,6 @@ References:
   ``ladam`` 0.4.1, ``ladam/normalization.py`` and its workshop paper.
 """
 
-from __future__ import annotations
 
 from typing import Any, Optional
 

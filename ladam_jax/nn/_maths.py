@@ -10,7 +10,6 @@ but the channels) for ChiNorm's energy, as we do over every axis but the
 last.
 """
 
-from __future__ import annotations
 
 import jax
 import jax.numpy as jnp

@@ -14,7 +14,6 @@ Examples:
   (8, 4, 4, 16)
 """
 
-from __future__ import annotations
 
 from typing import Any, Optional
 
