@@ -99,8 +99,8 @@ def check_c2_bound(value: Any, bound: float, stencil: str,
         "allow_unstable_c2=True to run it anyway, as the reference does.")
 
 
-_NOTE = ("ladam_jax: a plain callable given as `{name}` is a schedule "
-         "count -> {name}, as in Optax; mark a function of the params with "
+_HINT = ("a plain callable given as `{name}` is a schedule count -> {name}, "
+         "as in Optax; mark a function of the params with "
          "ladam_jax.per_leaf(fn).")
 
 
@@ -110,14 +110,14 @@ def _evaluate_schedule(schedule, count, name: str):
     value = schedule(count)
   except Exception as e:
     if hasattr(e, "add_note"):  # Python >= 3.11
-      e.add_note(_NOTE.format(name=name))
+      e.add_note("ladam_jax: " + _HINT.format(name=name))
     raise
   if _tree_specs.is_pytree_node(value) or np.ndim(value) != 0:
     got = ("a pytree" if _tree_specs.is_pytree_node(value)
            else f"a value of shape {np.shape(value)}")
     raise ValueError(
-        f"`{name}`: the schedule {schedule!r} returned {got}, not a scalar. "
-        + _NOTE.format(name=name)[len("ladam_jax: "):])
+        f"`{name}`: the schedule {schedule!r} returned {got}, not a scalar: "
+        + _HINT.format(name=name))
   return value
 
 

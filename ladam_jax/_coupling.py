@@ -103,11 +103,10 @@ def _bounded_c2(c2_leaf, spec, stencil, tree, index):
     return jnp.clip(c2_leaf, 0.0, bound)
   concrete = _validation.concrete_value(c2_leaf)
   if concrete is not None and concrete > bound:
-    path = jax.tree_util.tree_flatten_with_path(tree)[0][index][0]
     _c2.check_c2_bound(
         c2_leaf, bound, stencil,
         where=(f"{len(spec.field)}-D fields, as the leaf "
-               f"{jax.tree_util.keystr(path) or 'at the root'} is"))
+               f"{_halo.leaf_paths(tree)[index]} is"))
   return c2_leaf
 
 

@@ -176,22 +176,16 @@ def check_partition_specs(partition_specs) -> None:
         "callable params -> such a pytree.")
 
 
-def _vma_checked(manual=None) -> Optional[bool]:
+def _vma_checked(manual: frozenset) -> Optional[bool]:
   """Whether the current ``shard_map`` checks types (``check_vma=True``).
 
   Read from a public probe: under ``check_vma=True`` the type of
   ``lax.axis_index(name)`` varies over ``name``; under ``check_vma=False``
-  (and ``jax.pmap``) no type varies. None outside a manual mesh axis.
+  (and ``jax.pmap``) no type varies. ``manual``: the manual mesh axes
+  (:func:`context`); None if the probe fails.
   """
-  if manual is None:
-    ctx_axes = tuple(getattr(jax.sharding.get_abstract_mesh(), "manual_axes",
-                             ()) or ())
-  else:
-    ctx_axes = tuple(sorted(manual))
-  if not ctx_axes:
-    return None
   try:
-    return bool(_varying(lax.axis_index(ctx_axes[0])))
+    return bool(_varying(lax.axis_index(min(manual))))
   except Exception:  # pylint: disable=broad-except
     return None
 
@@ -414,7 +408,8 @@ def _name(axes: tuple[str, ...]):
 def _to_varying(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
   """``x`` typed as varying over ``axes`` (for collectives under check_vma)."""
   missing = tuple(a for a in axes if a not in _varying(x))
-  if missing and _vma_checked():
+  ctx = context() if missing else None
+  if ctx is not None and ctx.vma_checked:
     if hasattr(lax, "pcast"):
       x = lax.pcast(x, _name(missing), to="varying")
     else:  # JAX before lax.pcast

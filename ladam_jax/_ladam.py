@@ -184,8 +184,7 @@ def scale_by_laplacian_adam(
         "mode='weight_lap') or chain ladam_jax.add_weight_laplacian after "
         "optax.scale_by_learning_rate. Allowed here: 'variance_lap', "
         "'update_lap', 'wave_variance'.")
-  _validation.check_adam_like(b1, b2, eps, variance_floor)
-  floor = _validation.variance_floor(variance_floor, eps)
+  floor = _validation.check_adam_like(b1, b2, eps, variance_floor)
   _validation.check_non_negative("wave_dt", wave_dt)
   _validation.check_non_negative("wave_kappa", wave_kappa)
   _validation.check_non_negative("wave_E0", wave_E0)

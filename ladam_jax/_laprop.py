@@ -91,8 +91,7 @@ def scale_by_laplacian_laprop(
   Returns:
     A :class:`optax.GradientTransformation`.
   """
-  _validation.check_adam_like(b1, b2, eps, variance_floor)
-  floor = _validation.variance_floor(variance_floor, eps)
+  floor = _validation.check_adam_like(b1, b2, eps, variance_floor)
   _coupling.validate(c2=c2, stencil=stencil, layout=layout,
                      min_spatial_size=min_spatial_size, impl=impl,
                      allow_unstable_c2=allow_unstable_c2,

@@ -16,7 +16,7 @@ layer that the Equinox layer mirrors (:func:`auto_layout`); any other leaf
 
 import dataclasses
 import math
-from typing import Any, Callable, Union
+from typing import Any, Callable, Literal, Union
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +82,7 @@ def _as_axes(name, axes) -> tuple[int, ...]:
 
 
 # A layout of one leaf: a name, an explicit layout, or None (never smoothed).
-LeafLayout = Union[str, LaplacianLayout, None]
+LeafLayout = Union[Literal["auto", "flax", "torch"], LaplacianLayout, None]
 # What users pass: one leaf layout, a pytree (prefix) of them, or a callable
 # params -> such a pytree.
 LayoutLike = Union[LeafLayout, Any, Callable[[Any], Any]]

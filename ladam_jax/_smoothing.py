@@ -307,7 +307,7 @@ def scale_by_implicit_laplacian_adam(
     An ``optax.GradientTransformation`` with Adam's state.
   """
   _check(sigma, stencil, layout, flatten, min_spatial_size, method)
-  _validation.check_adam_like(b1, b2, eps, 0.0)
+  _validation.check_adam_like(b1, b2, eps)
   adam = optax.scale_by_adam(b1, b2, eps)
   kw = dict(sigma=sigma, stencil=stencil, layout=layout, flatten=flatten,
             min_spatial_size=min_spatial_size, method=method)
@@ -383,7 +383,8 @@ def lsadam(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9,
 
 def lssgd(learning_rate: optax.ScalarOrSchedule = 1e-2,
           momentum: Optional[float] = None, nesterov: bool = False, *,
-          sigma: Any = 1.0, stencil: Stencil = "9point", layout: LayoutLike = "auto",
+          sigma: Any = 1.0, stencil: Stencil = "9point",
+          layout: LayoutLike = "auto",
           flatten: bool = False, min_spatial_size: int = 16,
           method: SmoothingMethod = "fft") -> optax.GradientTransformation:
   r"""LS-SGD (Osher et al., 2018): SGD on Laplacian-smoothed gradients.

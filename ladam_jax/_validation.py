@@ -58,12 +58,15 @@ def check_choice(name: str, x: Any, choices: Sequence[Any]) -> None:
         f"Invalid `{name}`={x!r}: choose one of {tuple(choices)}.")
 
 
-def check_adam_like(b1: Any, b2: Any, eps: Any, floor: Any) -> None:
-  """The checks shared by the Adam-style transforms (LAdam, LaProp)."""
+def check_adam_like(b1: Any, b2: Any, eps: Any, floor: Any = 0.0) -> Any:
+  """The checks shared by the Adam-style transforms (LAdam, LaProp).
+
+  Returns the smoothed variance's floor (:func:`variance_floor`).
+  """
   check_unit_interval("b1", b1)
   check_unit_interval("b2", b2)
   check_non_negative("eps", eps)
-  variance_floor(floor, eps)
+  return variance_floor(floor, eps)
 
 
 def variance_floor(floor: Any, eps: Any) -> Any:
