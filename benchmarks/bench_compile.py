@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 
 import ladam_jax
-from ladam_jax.experiments import _cli
+import _impl  # benchmarks/_impl.py (this script's folder is on sys.path)
 
 
 def compile_seconds(tx, params):
@@ -35,19 +35,20 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--leaves", type=int, default=1000)
   parser.add_argument("--rounds", type=int, default=3)
-  _cli.add_impl_argument(parser)
+  _impl.add_argument(parser)
   args = parser.parse_args(argv)
   params = {f"layer_{i}": {"kernel": jax.ShapeDtypeStruct((32, 32), jnp.float32),
                            "bias": jax.ShapeDtypeStruct((32,), jnp.float32)}
             for i in range(args.leaves // 2)}
   # Fresh transformations each round, so nothing is cached between rounds.
   makers = {"optax.adam": lambda: optax.adam(1e-3),
-            "ladam_jax.ladam": lambda: ladam_jax.ladam(1e-3, c2=1e-4,
-                                                        impl=args.impl)}
+            "ladam_jax.ladam": lambda: ladam_jax.ladam(1e-3, c2=1e-4)}
   times = {name: [] for name in makers}
   for _ in range(args.rounds):
     for name, make in makers.items():
-      times[name].append(compile_seconds(make(), params))
+      with _impl.using(args.impl):
+        tx = make()
+      times[name].append(compile_seconds(tx, params))
   base = statistics.median(times["optax.adam"])
   print(f"{args.leaves} leaves, JAX {jax.__version__} on "
         f"{jax.default_backend()}: median compile (trace + lower + XLA)")

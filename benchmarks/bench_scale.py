@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 import ladam_jax
-from ladam_jax.experiments import _cli
+import _impl  # benchmarks/_impl.py (this script's folder is on sys.path)
 import timing  # benchmarks/timing.py (this script's folder is on sys.path)
 
 
@@ -54,16 +54,16 @@ def main(argv=None):
   parser.add_argument("--side", type=int, default=2048)
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--c2", type=float, default=1e-4)
-  _cli.add_impl_argument(parser)
+  _impl.add_argument(parser)
   args = parser.parse_args(argv)
 
   params = make_tree(args.leaves, args.side)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   largest = max(x.nbytes for x in jax.tree.leaves(params))
   grads = jax.tree.map(lambda p: 1e-3 * p + 1e-4, params)
-  contenders = {"optax.adam": optax.adam(1e-3),
-                "ladam_jax.ladam": ladam_jax.ladam(1e-3, c2=args.c2,
-                                                   impl=args.impl)}
+  with _impl.using(args.impl):
+    contenders = {"optax.adam": optax.adam(1e-3),
+                  "ladam_jax.ladam": ladam_jax.ladam(1e-3, c2=args.c2)}
   print(f"{n_params / 1e6:.1f}M parameters ({mb(4 * n_params)} float32), "
         f"{len(jax.tree.leaves(params))} leaves, largest leaf {mb(largest)}; "
         f"JAX {jax.__version__} on {jax.default_backend()}")

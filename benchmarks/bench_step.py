@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ladam_jax.experiments import _cli
 from ladam_jax.experiments import _optimizers
 from ladam_jax.experiments import _tasks
-import timing  # benchmarks/timing.py (this script's folder is on sys.path)
 from ladam_jax.experiments import _train
+import _impl  # benchmarks/_impl.py (this script's folder is on sys.path)
+import timing  # benchmarks/timing.py (this script's folder is on sys.path)
 
 
 def step_runner(task, size, tx, prepared):
@@ -65,7 +65,7 @@ def main(argv=None):
   parser.add_argument("--steps", type=int, default=10,
                       help="steps per timed block")
   parser.add_argument("--optimizers", default="adam,ladam,ladam-floor0")
-  _cli.add_impl_argument(parser)
+  _impl.add_argument(parser)
   parser.add_argument("--tiny", action="store_true",
                       help="the tasks' tiny sizes (smoke test)")
   parser.add_argument("--json", default=None,
@@ -82,8 +82,10 @@ def main(argv=None):
     task = _tasks.get_task(name)
     size = dataclasses.replace(task.tiny if args.tiny else task.full, seeds=1)
     prepared = _train.prepare(task, size)
-    runners = {n: step_runner(task, size, _optimizers.OPTIMIZERS[n].make(
-        task.learning_rate, task.c2, impl=args.impl), prepared) for n in names}
+    with _impl.using(args.impl):
+      runners = {n: step_runner(task, size, _optimizers.OPTIMIZERS[n].make(
+          task.learning_rate, task.c2, total_steps=size.steps), prepared)
+                 for n in names}
     # One sample = one block of --steps consecutive steps, per step.
     meds = timing.medians(timing.time_interleaved(
         {n: functools.partial(run, args.steps) for n, run in runners.items()},

@@ -41,6 +41,7 @@ import numpy as np
 import optax
 
 import ladam_jax
+import _impl  # benchmarks/_impl.py (this script's folder is on sys.path)
 import timing  # benchmarks/timing.py (this script's folder is on sys.path)
 
 
@@ -141,14 +142,14 @@ def contenders(params, impls, with_torch, step=False):
   """
   if step:
     timed, adam = jax_step_fn, optax.adam(1e-3)
-    make_ladam = lambda impl: ladam_jax.ladam(1e-3, c2=1e-4, impl=impl)
+    make_ladam = lambda: ladam_jax.ladam(1e-3, c2=1e-4)
   else:
     timed, adam = jax_update_fn, optax.scale_by_adam()
-    make_ladam = lambda impl: ladam_jax.scale_by_laplacian_adam(c2=1e-4,
-                                                                impl=impl)
+    make_ladam = lambda: ladam_jax.scale_by_laplacian_adam(c2=1e-4)
   fns = {"optax.adam": timed(adam, params)}
-  for impl in impls:
-    fns[f"ladam[{impl}]"] = timed(make_ladam(impl), params)
+  for impl in impls:  # each built with its Laplacian implementation
+    with _impl.using(impl):
+      fns[f"ladam[{impl}]"] = timed(make_ladam(), params)
   # LS-Adam (Osher et al.): the FFT solve of (I - sigma L) u = g, then Adam.
   smooth = ladam_jax.scale_by_laplacian_smoothing(1.0)
   fns["lsadam[fft]"] = timed(
@@ -171,7 +172,11 @@ def main(argv=None):
   parser.add_argument("--size-div", type=int, default=1,
                       help="divide every leaf side (quick smoke runs)")
   parser.add_argument("--rounds", type=int, default=15)
-  parser.add_argument("--impls", default="flat,shift,conv")
+  parser.add_argument("--impls", type=_impl.parse_list,
+                      default="flat,shift,conv",
+                      help="comma-separated Laplacian implementations, each "
+                      f"timed as ladam[IMPL], from: {', '.join(_impl.IMPLS)} "
+                      "(default flat,shift,conv)")
   parser.add_argument("--torch", action="store_true")
   parser.add_argument("--step", action="store_true",
                       help="time the in-place step (update + apply_updates, "
@@ -184,7 +189,7 @@ def main(argv=None):
                       help="also write the rows to this JSON file (the docs' "
                       "speed tables are generated from it)")
   args = parser.parse_args(argv)
-  impls = [i for i in args.impls.split(",") if i]
+  impls = args.impls
   what = "in-place step (donated)" if args.step else "update-step time"
   print(f"# {what}, median of {args.rounds} interleaved rounds; "
         f"backend={jax.default_backend()} devices={jax.devices()}")

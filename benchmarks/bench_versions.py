@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import io
 import pathlib
 import statistics
@@ -29,6 +30,7 @@ import jax
 import optax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import _impl  # pylint: disable=g-import-not-at-top,wrong-import-position
 import bench_update  # pylint: disable=g-import-not-at-top,wrong-import-position
 import ladam_jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import timing  # benchmarks/timing.py (this script's folder is on sys.path)
@@ -55,6 +57,23 @@ def import_revision(rev: str, where: pathlib.Path):
   return importlib.import_module(_OLD_NAME)
 
 
+def old_scale_by_laplacian_adam(old, impl, **kwargs):
+  """``old.scale_by_laplacian_adam(**kwargs)`` with the Laplacian ``impl``:
+  passed as ``impl=`` where that version takes it, else built inside its
+  own ``_laplacian.using_impl``."""
+  factory = old.scale_by_laplacian_adam
+  if "impl" in inspect.signature(factory).parameters:
+    return factory(impl=impl, **kwargs)
+  old_laplacian = importlib.import_module(f"{old.__name__}._laplacian")
+  if hasattr(old_laplacian, "using_impl"):
+    with old_laplacian.using_impl(impl):
+      return factory(**kwargs)
+  if impl is not None:
+    raise SystemExit(f"--impl: {old.__name__} chooses its Laplacian "
+                     "implementation itself")
+  return factory(**kwargs)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--before", required=True, help="git revision")
@@ -63,7 +82,7 @@ def main(argv=None):
                       help="multiply the leaf count (GPU runs)")
   parser.add_argument("--dtype", default="float32")
   parser.add_argument("--rounds", type=int, default=40)
-  parser.add_argument("--impl", default=None)
+  _impl.add_argument(parser)
   parser.add_argument("--c2", type=float, default=1e-4)
   args = parser.parse_args(argv)
   with tempfile.TemporaryDirectory() as tmp:
@@ -81,12 +100,12 @@ def main(argv=None):
       fns = {
           "adam": bench_update.jax_update_fn(optax.scale_by_adam(), params),
           "before": bench_update.jax_update_fn(
-              old.scale_by_laplacian_adam(c2=args.c2, impl=args.impl),
-              params),
-          "after": bench_update.jax_update_fn(
-              ladam_jax.scale_by_laplacian_adam(c2=args.c2, impl=args.impl),
+              old_scale_by_laplacian_adam(old, args.impl, c2=args.c2),
               params),
       }
+      with _impl.using(args.impl):
+        fns["after"] = bench_update.jax_update_fn(
+            ladam_jax.scale_by_laplacian_adam(c2=args.c2), params)
       med = {k: statistics.median(v) for k, v in
              timing.time_interleaved(fns, args.rounds).items()}
       print(f"| {name} | {n / 1e6:.2f}M | {med['before'] / med['adam']:.2f}x "

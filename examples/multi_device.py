@@ -122,14 +122,14 @@ def shard(tree, mesh):
 # --------------------------------------------------------------------------
 
 
-def sharded_vs_unsharded(c2=1e-2, steps=3, impl=None, *, two_d=False,
-                         explicit=True, tx=None):
+def sharded_vs_unsharded(c2=1e-2, steps=3, *, two_d=False, explicit=True,
+                         tx=None):
   """(max rel diff, shardings kept, collectives in the compiled update).
 
   ``steps`` updates of ``tx`` (default: LAdam) on the sharded tree inside
   ``jax.set_mesh``, against the same updates on one device.
   """
-  tx = tx or ladam_jax.ladam(1e-2, c2=c2, impl=impl)
+  tx = tx or ladam_jax.ladam(1e-2, c2=c2)
   params, grads = make_tree()
 
   def step(p, s, g):

@@ -21,12 +21,12 @@ from ladam_jax._diagnostics import smoothing_stats
 from ladam_jax._diagnostics import smoothing_step_ratio
 from ladam_jax._diagnostics import SmoothingStats
 from ladam_jax._c2 import suggest_c2
-from ladam_jax._laplacian import default_impl as default_laplacian_impl
 from ladam_jax._laplacian import laplacian
-from ladam_jax._laplacian import stability_bound
+from ladam_jax._stencil import stability_bound
 from ladam_jax._laprop import laprop
 from ladam_jax._laprop import scale_by_laplacian_laprop
 from ladam_jax._laprop import ScaleByLaplacianLapropState
+from ladam_jax._coupling import LaplacianKwargs
 from ladam_jax._layout import auto_layout
 from ladam_jax._layout import LaplacianLayout
 from ladam_jax._reorder import compute_neuron_order
@@ -37,8 +37,11 @@ from ladam_jax._smoothing import lssgd
 from ladam_jax._smoothing import scale_by_implicit_laplacian_adam
 from ladam_jax._smoothing import scale_by_laplacian_smoothing
 from ladam_jax._smoothing import ScaleByLaplacianSmoothingState
-from ladam_jax._ladam import add_weight_laplacian
-from ladam_jax._ladam import AddWeightLaplacianState
+from ladam_jax._add_laplacian import add_update_laplacian
+from ladam_jax._add_laplacian import add_weight_laplacian
+from ladam_jax._add_laplacian import AddLaplacianState
+from ladam_jax._wave import scale_by_wave_variance
+from ladam_jax._wave import ScaleByWaveVarianceState
 from ladam_jax._ladagrad import scale_by_laplacian_adagrad
 from ladam_jax._ladam import scale_by_laplacian_adam
 from ladam_jax._lrmsprop import scale_by_laplacian_rms
@@ -49,20 +52,23 @@ from ladam_jax._vradam import scale_by_velocity_regularization
 from ladam_jax._vradam import VelocityRegularizationState
 from ladam_jax._vradam import vradam
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
-    "AddWeightLaplacianState",
+    "AddLaplacianState",
     "ScaleByLaplacianLapropState",
     "VelocityRegularizationState",
+    "LaplacianKwargs",
     "LaplacianLayout",
     "ScaleByLaplacianAdagradState",
     "ScaleByLaplacianAdamState",
     "ScaleByLaplacianRmsState",
     "ScaleByLaplacianSmoothingState",
+    "ScaleByWaveVarianceState",
     "SmoothingStats",
     "ParamReport",
     "PerLeaf",
+    "add_update_laplacian",
     "add_weight_laplacian",
     "analyze_params",
     "auto_c2",
@@ -71,7 +77,6 @@ __all__ = [
     "chi_anneal_schedule",
     "classify_param",
     "compute_neuron_order",
-    "default_laplacian_impl",
     "classify_params",
     "ladagrad",
     "ladam",
@@ -90,6 +95,7 @@ __all__ = [
     "scale_by_implicit_laplacian_adam",
     "scale_by_laplacian_smoothing",
     "scale_by_velocity_regularization",
+    "scale_by_wave_variance",
     "smoothing_stats",
     "smoothing_step_ratio",
     "stability_bound",

@@ -37,12 +37,13 @@ Deviation: the reference files 1-D norm scales under ``bias`` (it tests
 
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import jax
 import numpy as np
 
 from ladam_jax import _c2
+from ladam_jax import _equinox
 from ladam_jax import _tree_specs
 from ladam_jax import _validation
 
@@ -79,6 +80,13 @@ def _keys(path) -> list[str]:
 def classify_param(path, leaf) -> str:
   """The class of one leaf (one of :data:`CLASSES`) from its key path and shape.
 
+  Args:
+    path: a JAX key path, or a string with keys joined by ``/``.
+    leaf: the parameter (only its shape is used).
+
+  Returns:
+    The class name.
+
   Examples:
     >>> import jax.numpy as jnp
     >>> from ladam_jax import classify_param
@@ -87,13 +95,6 @@ def classify_param(path, leaf) -> str:
     >>> classify_param('params/block_0/attention/query/kernel',
     ...                jnp.zeros((64, 4, 16)))
     'attention'
-
-  Args:
-    path: a JAX key path, or a string with keys joined by ``/``.
-    leaf: the parameter (only its shape is used).
-
-  Returns:
-    The class name.
   """
   keys = _keys(path)
   ndim = np.ndim(leaf)
@@ -149,9 +150,8 @@ def classify_params(params: Any) -> Any:
     >>> ladam_jax.classify_params(eqx.filter(model, eqx.is_array)).bias
     'bias'
   """
-  from ladam_jax import _modules  # pylint: disable=g-import-not-at-top
   paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  owners = _modules.leaf_owners(params)
+  owners = _equinox.leaf_owners(params)
   return treedef.unflatten([
       classify_param(path, leaf) if owner is None
       else _equinox_class(owner, path, leaf)
@@ -177,6 +177,14 @@ def auto_c2(c2_map: Optional[Mapping[str, Any]] = None
 
   Pass it as ``c2=``: ``ladam_jax.ladamw(1e-3, c2=ladam_jax.auto_c2())``.
 
+  Args:
+    c2_map: class → c2 overrides of :data:`REFERENCE_C2` (the reference's
+      recommendation: 1e-5 for linear, 0 for every other class).
+
+  Returns:
+    A params function (:class:`ladam_jax.PerLeaf`) to pass as ``c2=``;
+    ``.fn(params)`` gives the pytree of c2 values.
+
   Examples:
     >>> import jax.numpy as jnp, ladam_jax
     >>> params = {'Dense_0': {'kernel': jnp.zeros((32, 32)),
@@ -186,14 +194,6 @@ def auto_c2(c2_map: Optional[Mapping[str, Any]] = None
     {'Conv_0': {'kernel': 0.0}, 'Dense_0': {'bias': 0.0, 'kernel': 1e-05}}
     >>> ladam_jax.auto_c2({'conv': 1e-3}).fn(params)['Conv_0']['kernel']
     0.001
-
-  Args:
-    c2_map: class → c2 overrides of :data:`REFERENCE_C2` (the reference's
-      recommendation: 1e-5 for linear, 0 for every other class).
-
-  Returns:
-    A params function (:class:`ladam_jax.PerLeaf`) to pass as ``c2=``;
-    ``.fn(params)`` gives the pytree of c2 values.
   """
   table = _check_map(c2_map)
 
@@ -245,6 +245,15 @@ def analyze_params(params: Any,
                    c2_map: Optional[Mapping[str, Any]] = None) -> ParamReport:
   """Classifies a parameter tree and recommends c2 (``ladam.auto.analyze_model``).
 
+  Args:
+    params: the parameter tree (linen ``variables['params']`` or the whole
+      variables dict, ``nnx.state(model, nnx.Param)``, or an Equinox
+      model's ``eqx.filter(model, eqx.is_array)``).
+    c2_map: class → c2 overrides, as in :func:`auto_c2`.
+
+  Returns:
+    A :class:`ParamReport`; print it for a short table.
+
   Examples:
     >>> import jax.numpy as jnp, ladam_jax
     >>> params = {'Dense_0': {'kernel': jnp.zeros((64, 64)),
@@ -255,15 +264,6 @@ def analyze_params(params: Any,
     linear          1        4,096   98.5%    1e-05
     bias            1           64    1.5%        0
     98.5% of parameters (4,096 / 4,160) get c2 > 0. Evidence (ladam-bench, ...
-
-  Args:
-    params: the parameter tree (linen ``variables['params']`` or the whole
-      variables dict, ``nnx.state(model, nnx.Param)``, or an Equinox
-      model's ``eqx.filter(model, eqx.is_array)``).
-    c2_map: class → c2 overrides, as in :func:`auto_c2`.
-
-  Returns:
-    A :class:`ParamReport`; print it for a short table.
   """
   table = _check_map(c2_map)
   counts, sizes = {}, {}

@@ -170,6 +170,16 @@ def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
   whole path with ``fnmatch.fnmatchcase`` (``*`` also crosses ``/``). A value
   is a number or a schedule.
 
+  Args:
+    rules: ``{pattern: c2}`` (tried in insertion order) or a sequence of
+      ``(pattern, c2)`` pairs.
+    default: c2 for leaves that match no rule.
+    syntax: ``'regex'`` or ``'glob'``.
+
+  Returns:
+    A params function (:class:`ladam_jax.PerLeaf`) to pass as ``c2=``;
+    ``.fn(params)`` gives the pytree of c2 values.
+
   Examples:
     >>> import jax.numpy as jnp, optax, ladam_jax
     >>> params = {'conv': {'kernel': jnp.ones((3, 3, 8, 8)), 'bias': jnp.ones(8)},
@@ -182,16 +192,6 @@ def c2_by_path(rules: Mapping[str, Any] | Sequence[tuple[str, Any]],
     >>> ladam_jax.c2_by_path({'conv/*': 1e-3}, default=0.0, syntax='glob').fn(
     ...     params)
     {'conv': {'bias': 0.001, 'kernel': 0.001}, 'norm': {'scale': 0.0}}
-
-  Args:
-    rules: ``{pattern: c2}`` (tried in insertion order) or a sequence of
-      ``(pattern, c2)`` pairs.
-    default: c2 for leaves that match no rule.
-    syntax: ``'regex'`` or ``'glob'``.
-
-  Returns:
-    A params function (:class:`ladam_jax.PerLeaf`) to pass as ``c2=``;
-    ``.fn(params)`` gives the pytree of c2 values.
   """
   _validation.check_choice("syntax", syntax, ("regex", "glob"))
   items = list(rules.items()) if isinstance(rules, Mapping) else list(rules)
@@ -238,11 +238,6 @@ def suggest_c2(architecture: Literal["pinn", "transformer", "mlp", "cnn",
                ) -> float:
   """The reference's suggested c2 for an architecture (``ladam.suggest_c2``).
 
-  Examples:
-    >>> import ladam_jax
-    >>> ladam_jax.suggest_c2('pinn')
-    1e-05
-
   Args:
     architecture: one of ``'pinn'`` (1e-5), ``'transformer'`` (1e-4), ``'mlp'``
       (5e-4), ``'cnn'`` (0.0), ``'cnn_denoise'`` (1e-3), ``'auto'`` (1e-4);
@@ -250,6 +245,11 @@ def suggest_c2(architecture: Literal["pinn", "transformer", "mlp", "cnn",
 
   Returns:
     The suggested c2.
+
+  Examples:
+    >>> import ladam_jax
+    >>> ladam_jax.suggest_c2('pinn')
+    1e-05
   """
   arch = str(architecture).lower()
   if arch not in _SUGGESTED_C2:

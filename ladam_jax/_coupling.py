@@ -16,7 +16,8 @@ above the leaf's size, a 0-d leaf) costs nothing at run time; traced values
 
 
 import math
-from typing import Any, NamedTuple
+import sys
+from typing import Any, NamedTuple, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -26,12 +27,15 @@ from ladam_jax import _halo
 from ladam_jax import _laplacian
 from ladam_jax import _layout
 from ladam_jax import _numerics
+from ladam_jax import _stencil
 from ladam_jax import _validation
+from ladam_jax._types import Stencil
 
-__all__ = ["LeafCoupling", "plan", "smooth", "smoothed", "smooth_tree",
-           "coupled_term", "compute_dtype",
-           "validate", "map_leaves", "check_params", "needs_laplacian",
-           "BATCH_MAX_SIZE", "BATCH_MAX_LEAVES"]
+__all__ = ["LaplacianKwargs", "Coupling", "LeafCoupling", "LaplacianConfig",
+           "config", "check_names", "DEFAULTS", "plan", "smooth",
+           "smoothed", "smooth_leaves", "coupled_term", "compute_dtype",
+           "map_leaves", "needs_laplacian", "BATCH_MAX_SIZE",
+           "BATCH_MAX_LEAVES"]
 
 # Coupled leaves of at most BATCH_MAX_SIZE elements that share shape, dtype
 # and field are smoothed together, up to BATCH_MAX_LEAVES at a time, stacked
@@ -55,39 +59,154 @@ class LeafCoupling(NamedTuple):
   halo: _halo.Block | None = None
 
 
-def validate(*, c2, stencil, layout, min_spatial_size, impl,
-             allow_unstable_c2=False, partition_specs=None) -> None:
-  """Construction-time checks shared by every coupled transform.
+class LaplacianKwargs(TypedDict, total=False):
+  r"""The keyword arguments that say how c2 couples each leaf (``**coupling``).
 
+  Every coupled transform and alias takes them, with the same meaning and
+  defaults (``docs/c2-and-layouts.md``, ``docs/shard_map.md``).
+
+  Attributes:
+    stencil: ``'9point'`` (default: isotropic,
+      :math:`\frac16[1,4,1;4,-20,4;1,4,1]`) or ``'5point'``.
+    min_spatial_size: leaves with fewer elements are never smoothed
+      (default 16, as the reference).
+    layout: how a leaf is seen as a periodic field: ``'auto'`` (default:
+      the reference's field for each Equinox layer, ``'flax'`` elsewhere),
+      ``'flax'``, ``'torch'``, a :class:`ladam_jax.LaplacianLayout`, None
+      (never smoothed), a pytree (prefix) of these or a callable params ->
+      such a pytree (:func:`ladam_jax.auto_layout`).
+    allow_unstable_c2: accept concrete c2 values above the stencil's
+      stability bound for the leaf's field
+      (:func:`ladam_jax.stability_bound`: 3/16 for the 9-point stencil, 1/8
+      for the 5-point one on 2-D fields, 1/4 on 1-D leaves), which are
+      otherwise refused when the transform is built (the largest, 1/4) or
+      initialised (each leaf's own), and leave traced values (schedules,
+      ``inject_hyperparams``) unclipped; the reference allows any c2 >= 0.
+      Default False.
+    partition_specs: inside ``jax.shard_map``, how the params are split:
+      the ``jax.sharding.PartitionSpec`` of each leaf as given to
+      ``in_specs`` (a PartitionSpec, a pytree (prefix) of them with None for
+      a whole leaf, or a callable params -> such a pytree). Each block then
+      exchanges its edge rows and columns with its mesh neighbours and the
+      update equals the global one. None (default): leaves whose type
+      varies over a manual mesh axis are refused with an error naming this
+      argument. Ignored outside ``shard_map`` (``docs/shard_map.md``).
+  """
+
+  stencil: Stencil
+  min_spatial_size: jax.typing.ArrayLike
+  layout: _layout.LayoutLike
+  allow_unstable_c2: bool
+  partition_specs: Any
+
+
+#: The defaults of :class:`LaplacianKwargs`.
+DEFAULTS = {"stencil": "9point", "min_spatial_size": 16, "layout": "auto",
+            "allow_unstable_c2": False, "partition_specs": None}
+
+if sys.version_info >= (3, 11):
+  from typing import Unpack  # pylint: disable=g-import-not-at-top
+  #: The annotation of ``**coupling``.
+  Coupling = Unpack[LaplacianKwargs]
+else:  # typing.Unpack is Python 3.11+
+  Coupling = Any
+
+
+class LaplacianConfig(NamedTuple):
+  """The Laplacian coupling of one transform, validated once by :func:`config`.
+
+  The arguments every coupled transform shares (see ``docs/coupling.md``),
+  with ``bound_stencil`` None where ``allow_unstable_c2`` was given, the
+  implementation the library picked when the transform was built, and
+  ``what``, the transform's name for error messages.
+  """
+
+  c2: Any
+  stencil: str
+  min_spatial_size: Any
+  layout: Any
+  bound_stencil: str | None
+  partition_specs: Any
+  impl: str | None
+  what: str
+
+  def plan(self, tree: Any, count: jax.Array) -> list[LeafCoupling]:
+    """Every leaf's coupling at step ``count`` (0-based); see :func:`plan`."""
+    return plan(tree, count, c2=self.c2, layout=self.layout,
+                min_spatial_size=self.min_spatial_size,
+                bound_stencil=self.bound_stencil,
+                partition_specs=self.partition_specs, what=self.what)
+
+  def check(self, params: Any) -> None:
+    """Resolves every leaf's c2 and field once, at ``init``.
+
+    So that what can only be checked against the parameters (a params
+    callable's c2 tree, a concrete c2 above the stability bound of a leaf's
+    field, a layout that does not fit a leaf) fails when the optimizer
+    state is created, not at the first update.
+    """
+    self.plan(params, jnp.zeros([], jnp.int32))
+
+  def smooth(self, tree: Any, leaves: list[LeafCoupling], *,
+             floor: Any = None, divisor: Any = None, finish=None,
+             others: tuple[Any, ...] = ()) -> Any:
+    """:func:`smooth_leaves` with this config's stencil and implementation."""
+    return smooth_leaves(tree, leaves, self.stencil, self.impl, floor=floor,
+                         divisor=divisor, finish=finish, others=others)
+
+  def term(self, x: jax.Array, leaf: LeafCoupling) -> jax.Array | None:
+    """:func:`coupled_term` with this config's stencil and implementation."""
+    return coupled_term(x, leaf, self.stencil, self.impl)
+
+
+def check_names(what: str, coupling: dict[str, Any]) -> dict[str, Any]:
+  """``what``'s :class:`LaplacianKwargs`, other names refused (naming the
+  allowed ones).
+
+  ``optax.inject_hyperparams`` binds a factory's arguments to its signature
+  and passes ``**coupling`` on as one argument named ``coupling`` (a dict,
+  static: none of these is a numeric hyperparameter); that form is
+  unpacked here.
+  """
+  if isinstance(coupling.get("coupling"), dict):
+    coupling = {**coupling["coupling"],
+                **{k: v for k, v in coupling.items() if k != "coupling"}}
+  unknown = sorted(set(coupling) - set(DEFAULTS))
+  if unknown:
+    raise TypeError(
+        f"{what}() got unexpected keyword argument(s) {unknown}. Besides its "
+        "own, it takes the Laplacian coupling's: "
+        f"{', '.join(DEFAULTS)} (ladam_jax.LaplacianKwargs).")
+  return coupling
+
+
+def config(what: str, c2: Any, **coupling: Coupling) -> LaplacianConfig:
+  """The validated :class:`LaplacianConfig` of the transform ``what``.
+
+  ``coupling`` holds :class:`LaplacianKwargs` (absent ones take
+  :data:`DEFAULTS`); any other name is refused, naming the allowed ones.
   Concrete c2 values above the largest stability bound of any field (that
   of 1-D leaves, 1/4) are refused unless ``allow_unstable_c2``: which leaf
   a value applies to, and so its own bound, is only known at ``init``
-  (:func:`check_params`), where every form of c2 is checked per leaf.
+  (:meth:`LaplacianConfig.check`), where every form of c2 is checked per
+  leaf.
   """
+  values = {**DEFAULTS, **check_names(what, coupling)}
+  stencil, min_spatial_size, layout, allow_unstable_c2, partition_specs = (
+      values[k] for k in DEFAULTS)
   _halo.check_partition_specs(partition_specs)
-  _validation.check_choice("stencil", stencil, _laplacian.STENCILS)
+  _validation.check_choice("stencil", stencil, _stencil.STENCILS)
   _c2.check_c2(c2, bound=(None if allow_unstable_c2
-                          else _laplacian.stability_bound(stencil, 1)),
+                          else _stencil.stability_bound(stencil, 1)),
                stencil=stencil)
-  _laplacian.check_impl(impl)
   if not callable(layout) and _layout.is_leaf_layout(layout):
     _layout.check_leaf_layout(layout)
   _validation.check_non_negative("min_spatial_size", min_spatial_size)
-
-
-def check_params(params: Any, *, c2, layout, min_spatial_size,
-                 bound_stencil=None, partition_specs=None,
-                 what: str = "the optimizer") -> None:
-  """Resolves every leaf's c2 and field once, at ``init``.
-
-  So that what can only be checked against the parameters (a params
-  callable's c2 tree, a concrete c2 above the stability bound of a leaf's
-  field, a layout that does not fit a leaf) fails when the optimizer state
-  is created, not at the first update. Arguments as :func:`plan`.
-  """
-  plan(params, jnp.zeros([], jnp.int32), c2=c2, layout=layout,
-       min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
-       partition_specs=partition_specs, what=what)
+  return LaplacianConfig(
+      c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
+      layout=layout, bound_stencil=None if allow_unstable_c2 else stencil,
+      partition_specs=partition_specs, impl=_laplacian.forced_impl(),
+      what=what)
 
 
 def _bounded_c2(c2_leaf, spec, stencil, tree, index):
@@ -98,7 +217,7 @@ def _bounded_c2(c2_leaf, spec, stencil, tree, index):
   injected hyperparameter; traced or not) is clipped into ``[0, bound]``,
   since ``jit`` cannot raise on a value.
   """
-  bound = _laplacian.stability_bound(stencil, len(spec.field))
+  bound = _stencil.stability_bound(stencil, len(spec.field))
   if isinstance(c2_leaf, jax.Array):
     return jnp.clip(c2_leaf, 0.0, bound)
   concrete = _validation.concrete_value(c2_leaf)
@@ -284,9 +403,9 @@ def _stacked_leaf(group: list[LeafCoupling], ndim: int,
   return LeafCoupling(spec, c2, use_lap)
 
 
-def smooth_tree(tree: Any, leaves: list[LeafCoupling], stencil: str,
-                impl: str | None, floor: Any = None, divisor: Any = None,
-                finish=None, others: tuple[Any, ...] = ()):
+def smooth_leaves(tree: Any, leaves: list[LeafCoupling], stencil: str,
+                  impl: str | None, floor: Any = None, divisor: Any = None,
+                  finish=None, others: tuple[Any, ...] = ()):
   """``finish(smooth(x), *others)`` for every leaf ``x`` of ``tree``.
 
   ``others`` are trees of the same structure; ``finish`` (elementwise, by

@@ -5,7 +5,7 @@ At small c2 the explicit step :math:`v + c_2 L(v)` changes most entries of
 to their neighbours') a lot; these statistics show which regime a run is in.
 """
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ from ladam_jax import _laplacian
 from ladam_jax import _ladam
 from ladam_jax import _numerics
 from ladam_jax import _validation
-from ladam_jax._types import Impl, LayoutLike, Stencil, VarianceFloor
+from ladam_jax._types import VarianceFloor
 
 __all__ = ["SmoothingStats", "smoothing_stats", "smoothing_step_ratio"]
 
@@ -44,17 +44,14 @@ def _laplacian_adam_state(state: Any) -> _ladam.ScaleByLaplacianAdamState:
   return found[0]
 
 
-def _fields(state: Any, c2, b2, eps, variance_floor, stencil,
-            min_spatial_size, layout, impl, partition_specs=None,
-            what="smoothing_stats"):
+def _fields(what, state: Any, c2, b2, eps, variance_floor, coupling):
   """(treedef, [(v̂, raw smoothed, smoothed floored, coupled)] per leaf)."""
   adam_state = _laplacian_adam_state(state)
   floor = _validation.variance_floor(variance_floor, eps)
   count = adam_state.count
   # The c2 the last update used: plan() is given the count before it.
-  leaves = _coupling.plan(adam_state.nu, jnp.maximum(count - 1, 0), c2=c2,
-                          layout=layout, min_spatial_size=min_spatial_size,
-                          partition_specs=partition_specs, what=what)
+  laplacian = _coupling.config(what, c2, **coupling)
+  leaves = laplacian.plan(adam_state.nu, jnp.maximum(count - 1, 0))
   divisor = _numerics.bias_correction_divisor(b2, jnp.maximum(count, 1))
 
   def leaf_fields(i, nu):
@@ -62,7 +59,8 @@ def _fields(state: Any, c2, b2, eps, variance_floor, stencil,
     v_hat = _numerics.divide(nu, divisor).astype(jnp.float32)
     # The stencil once: the floor is applied here, where the leaf is coupled,
     # as _coupling.smooth applies it.
-    raw = _coupling.smooth(nu, leaf, stencil, impl, divisor=divisor)
+    raw = _coupling.smooth(nu, leaf, laplacian.stencil, laplacian.impl,
+                           divisor=divisor)
     floored = jnp.maximum(raw, jnp.asarray(floor, raw.dtype))
     smoothed = (raw if leaf.use_lap is False else floored
                 if leaf.use_lap is True else
@@ -84,9 +82,7 @@ def _ratio(v_hat, smoothed, eps):
 
 def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
                     eps: float = 1e-8, variance_floor: VarianceFloor = 0.0,
-                    stencil: Stencil = "9point", min_spatial_size: int = 16,
-                    layout: LayoutLike = "auto", impl: Impl = None,
-                    partition_specs: Any = None) -> Any:
+                    **coupling: _coupling.Coupling) -> Any:
   r"""Per-leaf statistics of LAdam's smoothing at the last update.
 
   From the optimizer state alone (its raw second moment :math:`v` and step
@@ -100,6 +96,24 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
   first moment cancels; :func:`smoothing_step_ratio` gives it entry by
   entry). Leaves that are not smoothed give 0, 0, 1, 1, 1.
   Pure JAX: call it inside ``jit`` and log the result.
+
+  Args:
+    state: the state of :func:`ladam_jax.ladam`, :func:`ladam_jax.ladamw` or
+      :func:`ladam_jax.scale_by_laplacian_adam` (or any state holding
+      exactly one :class:`ladam_jax.ScaleByLaplacianAdamState`).
+    c2: the optimizer's c2 (a number, a schedule, a pytree, or a params
+      function marked with :func:`ladam_jax.per_leaf`).
+    b2: its second-moment decay.
+    eps: its eps.
+    variance_floor: its floor (a number, default 0.0, or ``'eps'``).
+    **coupling: its :class:`ladam_jax.LaplacianKwargs` (``stencil``,
+      ``layout`` ...). Inside ``jax.shard_map`` with ``partition_specs``
+      the statistics are those of the whole leaves (sums and extrema
+      reduced over the blocks; the median gathers the leaf's step ratios).
+
+  Returns:
+    A pytree with the structure of the parameters whose leaves are
+    :class:`SmoothingStats`.
 
   Examples:
     >>> import jax, jax.numpy as jnp, optax, ladam_jax
@@ -116,32 +130,9 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     1.2217
     >>> float(stats['w'].step_ratio_median)  # elsewhere v is constant
     1.0
-
-  Args:
-    state: the state of :func:`ladam_jax.ladam`, :func:`ladam_jax.ladamw` or
-      :func:`ladam_jax.scale_by_laplacian_adam` (or any state holding
-      exactly one :class:`ladam_jax.ScaleByLaplacianAdamState`).
-    c2: the optimizer's c2 (a number, a schedule, a pytree, or a params
-      function marked with :func:`ladam_jax.per_leaf`).
-    b2: its second-moment decay.
-    eps: its eps.
-    variance_floor: its floor (a number, default 0.0, or ``'eps'``).
-    stencil: its stencil.
-    min_spatial_size: its ``min_spatial_size``.
-    layout: its layout.
-    impl: the Laplacian implementation (None: the default).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      (see :func:`ladam_jax.scale_by_laplacian_adam`): the statistics are
-      then those of the whole leaves (sums and extrema reduced over the
-      blocks; the median gathers the leaf's step ratios).
-
-  Returns:
-    A pytree with the structure of the parameters whose leaves are
-    :class:`SmoothingStats`.
   """
-  treedef, fields, floor = _fields(state, c2, b2, eps, variance_floor,
-                                   stencil, min_spatial_size, layout, impl,
-                                   partition_specs, "smoothing_stats")
+  treedef, fields, floor = _fields("smoothing_stats", state, c2, b2, eps,
+                                   variance_floor, coupling)
 
   def leaf_stats(v_hat, raw, smoothed, coupled, split, size):
     ratio = _ratio(v_hat, smoothed, eps)
@@ -174,10 +165,7 @@ def smoothing_stats(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
 def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
                          eps: float = 1e-8,
                          variance_floor: VarianceFloor = 0.0,
-                         stencil: Stencil = "9point", min_spatial_size: int = 16,
-                         layout: LayoutLike = "auto",
-                         impl: Impl = None,
-                         partition_specs: Any = None) -> Any:
+                         **coupling: _coupling.Coupling) -> Any:
   r"""Entry by entry, LAdam's step over Adam's at the last update.
 
   :math:`(\sqrt{\hat v} + \epsilon) / (\sqrt{\tilde v} + \epsilon)` for
@@ -185,6 +173,20 @@ def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
   :math:`\hat v` and :math:`\tilde v` as in :func:`smoothing_stats`, whose
   arguments it takes: the field to draw as a heatmap. Above 1 LAdam steps
   further than Adam would from the same moments, below 1 less far.
+
+  Args:
+    state: as for :func:`smoothing_stats`.
+    c2: the optimizer's c2.
+    b2: its second-moment decay.
+    eps: its eps.
+    variance_floor: its floor (a number, default 0.0, or ``'eps'``).
+    **coupling: its :class:`ladam_jax.LaplacianKwargs`; inside
+      ``jax.shard_map`` with ``partition_specs`` each device gets its block
+      of the global ratio.
+
+  Returns:
+    A pytree with the structure of the parameters: float32 arrays of the
+    leaves' shapes.
 
   Examples:
     >>> import jax.numpy as jnp, ladam_jax
@@ -198,26 +200,7 @@ def smoothing_step_ratio(state: Any, *, c2: Any = 1e-4, b2: float = 0.999,
     (8, 8)
     >>> round(float(ratio[3, 3]), 4), round(float(ratio[3, 4]), 4)
     (1.2217, 0.3627)
-
-  Args:
-    state: as for :func:`smoothing_stats`.
-    c2: the optimizer's c2.
-    b2: its second-moment decay.
-    eps: its eps.
-    variance_floor: its floor (a number, default 0.0, or ``'eps'``).
-    stencil: its stencil.
-    min_spatial_size: its ``min_spatial_size``.
-    layout: its layout.
-    impl: the Laplacian implementation (None: the default).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      (see :func:`ladam_jax.scale_by_laplacian_adam`); each device gets its
-      block of the global ratio.
-
-  Returns:
-    A pytree with the structure of the parameters: float32 arrays of the
-    leaves' shapes.
   """
-  treedef, fields, _ = _fields(state, c2, b2, eps, variance_floor, stencil,
-                               min_spatial_size, layout, impl,
-                               partition_specs, "smoothing_step_ratio")
+  treedef, fields, _ = _fields("smoothing_step_ratio", state, c2, b2, eps,
+                               variance_floor, coupling)
   return treedef.unflatten([_ratio(f[0], f[2], eps) for f in fields])

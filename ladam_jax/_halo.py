@@ -518,24 +518,29 @@ def psum(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
   return lax.psum(_to_varying(x, axes), _name(axes))
 
 
-def finite_mean(x: jax.Array, block: Optional[Block]) -> jax.Array:
+def finite_mean(x: jax.Array, block: Optional[Block] = None) -> jax.Array:
   """The mean of the finite entries of the whole leaf (0 if none).
 
-  :func:`ladam_jax._numerics.finite_mean` of the global leaf where ``x`` is
-  one block of it (``block``), else of ``x``.
+  Of the global leaf where ``x`` is one block of it (``block``), else of
+  ``x``; without overflow: the entries are scaled by a power of two no
+  smaller than their count (exact) before they are summed. Outside
+  ``shard_map`` it equals ``jnp.mean(x)`` bit-for-bit where every entry is
+  finite and the sum does not overflow.
   """
-  from ladam_jax import _numerics  # pylint: disable=g-import-not-at-top
-  if block is None or not block.split:
-    return _numerics.finite_mean(x)
+  split = () if block is None else block.split
+  size = x.size if not split else block.size
   dtype = x.dtype
-  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # as jnp.mean
   finite = jnp.isfinite(x)
-  scale = float(2 ** -math.ceil(math.log2(max(block.size, 1))))
+  scale = float(2 ** -math.ceil(math.log2(max(size, 1))))
   total = psum(jnp.sum(jnp.where(finite, x * scale, jnp.zeros((), x.dtype))),
-               block.split)
-  count = psum(jnp.sum(finite, dtype=jnp.int32), block.split)
-  mean = total / jnp.maximum(count, 1).astype(x.dtype)
-  return (mean / scale).astype(dtype)
+               split)
+  count = psum(jnp.sum(finite, dtype=jnp.int32), split)
+  # jnp.mean's own division by the size (n / count is exactly 1 where all
+  # entries are finite), rescaled to the finite entries' count.
+  mean = total / jnp.asarray(size, x.dtype)
+  fraction = size / jnp.maximum(count, 1).astype(x.dtype)
+  return (mean / scale * fraction).astype(dtype)
 
 
 def refuse_smoothing_in_shard_map(tree: Any, what: str) -> None:

@@ -4,22 +4,20 @@ r"""LAdaGrad: AdaGrad whose accumulator is smoothed by a Laplacian.
 (``ladam.LAdaGrad``).
 
 References:
-  Partin, *LAdam: Spatially-Aware Adaptive Optimization via
-  Laplacian-Regularized Variance Estimates*, 2026; the PyTorch package
-  ``ladam`` 0.4.1, https://pypi.org/project/ladam/0.4.1/ (MIT).
+  Partin, `LAdam <https://pypi.org/project/ladam/0.4.1/>`_, 2026 (the PyTorch
+  package ``ladam`` 0.4.1, MIT).
 """
 
 from typing import Any, NamedTuple, Optional
 
 import jax
-import jax.numpy as jnp
 import optax
 
-from ladam_jax import _chain
+from ladam_jax import _accumulators
+from ladam_jax import _alias
 from ladam_jax import _coupling
 from ladam_jax import _numerics
 from ladam_jax import _validation
-from ladam_jax._types import Impl, LayoutLike, Stencil
 
 __all__ = ["ScaleByLaplacianAdagradState", "scale_by_laplacian_adagrad",
            "ladagrad"]
@@ -36,12 +34,7 @@ def scale_by_laplacian_adagrad(
     *,
     initial_accumulator_value: jax.typing.ArrayLike = 0.0,
     c2: Any = 1e-4,
-    stencil: Stencil = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: LayoutLike = "auto",
-    impl: Impl = None,
-    allow_unstable_c2: bool = False,
-    partition_specs: Any = None,
+    **coupling: _coupling.Coupling,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by AdaGrad whose accumulator is Laplacian-smoothed.
 
@@ -55,64 +48,33 @@ def scale_by_laplacian_adagrad(
   The reference's ``lr_decay`` and weight decay live in
   :func:`ladam_jax.ladagrad`.
 
+  Args:
+    eps: added to the square root, >= 0.
+    initial_accumulator_value: initial value of the accumulator (0 in the
+      reference).
+    c2: coupling strength >= 0: a number, a schedule, a pytree (prefix) of
+      them, or a params function marked with :func:`ladam_jax.per_leaf`
+      (:doc:`c2-and-layouts`).
+    **coupling: how c2 couples the leaves, :class:`ladam_jax.LaplacianKwargs`
+      (``stencil``, ``layout``, ``partition_specs``, ...).
+
+  Returns:
+    A :class:`optax.GradientTransformation`.
+
   Examples:
     >>> import jax.numpy as jnp, ladam_jax
     >>> tx = ladam_jax.scale_by_laplacian_adagrad(c2=1e-4)
     >>> state = tx.init({'w': jnp.ones((8, 8))})
     >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
-
-  Args:
-    eps: added to the square root, >= 0.
-    initial_accumulator_value: initial value of the accumulator (0 in the
-      reference).
-    c2: coupling strength: a number, a schedule, a pytree
-      (prefix) of them, or a params function marked with
-      :func:`ladam_jax.per_leaf`.
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
-      (see :func:`ladam_jax.scale_by_laplacian_adam`).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      as given to ``in_specs`` (see
-      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
-
-  Returns:
-    A :class:`optax.GradientTransformation`.
   """
   _validation.check_non_negative("eps", eps)
   _validation.check_non_negative("initial_accumulator_value",
                                  initial_accumulator_value)
-  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2,
-                     partition_specs=partition_specs)
-  bound_stencil = None if allow_unstable_c2 else stencil
-
-  def init_fn(params):
-    _coupling.check_params(
-        params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil, partition_specs=partition_specs,
-        what="scale_by_laplacian_adagrad")
-    acc = optax.tree.full_like(params, initial_accumulator_value)
-    return ScaleByLaplacianAdagradState(jnp.zeros([], jnp.int32), acc)
-
-  def update_fn(updates, state, params=None):
-    del params
-    leaves = _coupling.plan(
-        updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
-        partition_specs=partition_specs, what="scale_by_laplacian_adagrad")
-    acc = jax.tree.map(lambda s, g: s + _numerics.abs_sq(g),
-                       state.sum_of_squares, updates)
-    new_updates = _coupling.smooth_tree(
-        acc, leaves, stencil, impl, floor=0.0,
-        finish=lambda s, g: g / (jnp.sqrt(s) + eps), others=(updates,))
-    return new_updates, ScaleByLaplacianAdagradState(
-        optax.safe_increment(state.count), acc)
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  return _accumulators.scale_by_smoothed_root(
+      _coupling.config("scale_by_laplacian_adagrad", c2, **coupling), eps,
+      initial_accumulator_value, ScaleByLaplacianAdagradState,
+      lambda g, acc: jax.tree.map(lambda s, x: s + _numerics.abs_sq(x), acc,
+                                  g))
 
 
 def ladagrad(
@@ -122,13 +84,8 @@ def ladagrad(
     weight_decay: Optional[jax.typing.ArrayLike] = None,
     *,
     c2: Any = 1e-4,
-    stencil: Stencil = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: LayoutLike = "auto",
     initial_accumulator_value: jax.typing.ArrayLike = 0.0,
-    impl: Impl = None,
-    allow_unstable_c2: bool = False,
-    partition_specs: Any = None,
+    **coupling: _coupling.Coupling,
 ) -> optax.GradientTransformation:
   r"""LAdaGrad: AdaGrad with a Laplacian-smoothed accumulator (``ladam.LAdaGrad``).
 
@@ -139,11 +96,6 @@ def ladagrad(
   when its argument is None, so the state's structure never depends on how
   a number is spelled.
 
-  Examples:
-    >>> import jax.numpy as jnp, ladam_jax
-    >>> opt = ladam_jax.ladagrad(1e-2, lr_decay=1e-3, c2=1e-4)
-    >>> state = opt.init({'w': jnp.ones((8, 8))})
-
   Args:
     learning_rate: a float >= 0 or an Optax schedule.
     lr_decay: the step size is divided by ``1 + (t-1)·lr_decay``; >= 0,
@@ -151,31 +103,30 @@ def ladagrad(
     eps: added to the square root, >= 0.
     weight_decay: decoupled weight decay rate >= 0 (scaled by the base lr),
       or None (default) for none (the reference's ``weight_decay=0``).
-    c2: coupling strength >= 0: a number, a schedule, a pytree
-      (prefix) of them, or a params function marked with
-      :func:`ladam_jax.per_leaf`.
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s), as in :func:`ladam`.
+    c2: coupling strength >= 0: a number, a schedule, a pytree (prefix) of
+      them, or a params function marked with :func:`ladam_jax.per_leaf`
+      (:doc:`c2-and-layouts`).
     initial_accumulator_value: initial value of the accumulator.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
-      (see :func:`ladam_jax.scale_by_laplacian_adam`).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      as given to ``in_specs`` (see
-      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
+    **coupling: how c2 couples the leaves, :class:`ladam_jax.LaplacianKwargs`
+      (``stencil``, ``layout``, ``partition_specs``, ...).
 
   Returns:
-    The optimizer as an :class:`optax.GradientTransformation`.
+    ``optax.chain(scale_by_laplacian_adagrad(...), [lr_decay schedule],
+    [add_decayed_weights], scale_by_learning_rate(learning_rate))``.
+
+  Examples:
+    >>> import jax.numpy as jnp, ladam_jax
+    >>> opt = ladam_jax.ladagrad(1e-2, lr_decay=1e-3, c2=1e-4)
+    >>> state = opt.init({'w': jnp.ones((8, 8))})
   """
-  _chain.check_learning_rate(learning_rate)
+  coupling = _coupling.check_names("ladagrad", coupling)
+  _alias.check_learning_rate(learning_rate)
   _validation.check_non_negative("lr_decay", lr_decay)
   parts = [scale_by_laplacian_adagrad(
       eps, initial_accumulator_value=initial_accumulator_value, c2=c2,
-      stencil=stencil, min_spatial_size=min_spatial_size, layout=layout,
-      impl=impl, allow_unstable_c2=allow_unstable_c2,
-      partition_specs=partition_specs)]
+      **coupling)]
   if lr_decay is not None:
     # count is 0 at step 1: the factor is 1 / (1 + (t - 1) * lr_decay).
-    parts.append(optax.scale_by_schedule(lambda count: 1 / (1 + count * lr_decay)))
-  return _chain.decay_and_lr(parts, learning_rate, weight_decay)
+    parts.append(optax.scale_by_schedule(
+        lambda count: 1 / (1 + count * lr_decay)))
+  return _alias.with_decay_and_lr(parts, learning_rate, weight_decay)

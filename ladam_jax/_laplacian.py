@@ -49,6 +49,8 @@ Four implementations give the same numbers (to rounding):
 """
 
 
+import contextlib
+import contextvars
 import functools
 import math
 from typing import Literal
@@ -64,19 +66,21 @@ from ladam_jax import _pallas
 from ladam_jax import _stencil
 from ladam_jax import _validation
 
-__all__ = ["laplacian", "leaf_laplacian", "resolve_impl", "STENCILS", "IMPLS",
-           "default_impl", "stability_bound"]
+__all__ = ["laplacian", "leaf_laplacian", "resolve_impl", "IMPLS",
+           "default_impl", "using_impl", "forced_impl", "explicit_sharding",
+           "explicit_field_layout",
+           "unsharded"]
 
 Stencil = Literal["9point", "5point"]
 Impl = Literal["conv", "shift", "flat", "pallas", "pallas_interpret"]
-STENCILS = _stencil.STENCILS
-stability_bound = _stencil.stability_bound
+
+
 IMPLS = ("conv", "shift", "flat", "pallas", "pallas_interpret")
 PALLAS_IMPLS = ("pallas", "pallas_interpret")
 
 
 def default_impl() -> str:
-  """The implementation used when ``impl=None``.
+  """The implementation the library picks for the visible devices.
 
   ``'flat'`` when one CPU or GPU device is visible, else ``'shift'``.
   ``'flat'`` is the fastest on CPU (``benchmarks/bench_update.py``, see
@@ -85,7 +89,7 @@ def default_impl() -> str:
   that, where ``'shift'`` only exchanges halos; and on TPU, whose arrays are
   tiled over their two minor dimensions, flattening them is a relayout copy
   (GPU and CPU figures in ``benchmarks/RESULTS.md``; TPU is not measured).
-  Pass ``impl`` to override.
+  Every implementation gives the same numbers to float rounding.
   """
   if jax.device_count() == 1 and jax.default_backend() in ("cpu", "gpu",
                                                           "cuda", "rocm"):
@@ -93,9 +97,32 @@ def default_impl() -> str:
   return "shift"
 
 
-def check_impl(impl) -> None:
+_FORCED_IMPL: contextvars.ContextVar = contextvars.ContextVar(
+    "ladam_jax_forced_impl", default=None)
+
+
+@contextlib.contextmanager
+def using_impl(impl: str | None):
+  """Transforms built in this context compute L with ``impl``.
+
+  For tests and benchmarks that compare the implementations (all equal to
+  float rounding); not part of the public API, where the library picks
+  (:func:`default_impl`). Read when a transform is constructed, so a jitted
+  update keeps the implementation it was built with. ``None`` restores the
+  library's choice.
+  """
   if impl is not None:
     _validation.check_choice("impl", impl, IMPLS)
+  token = _FORCED_IMPL.set(impl)
+  try:
+    yield
+  finally:
+    _FORCED_IMPL.reset(token)
+
+
+def forced_impl() -> str | None:
+  """The implementation forced by :func:`using_impl`, or None."""
+  return _FORCED_IMPL.get()
 
 
 def _conv_field(f: jax.Array, stencil: str, dtype) -> jax.Array:
@@ -390,14 +417,24 @@ def _leaf_laplacian(x, spec, stencil, impl, dtype):
 
 
 def laplacian(x: jax.Array, stencil: Stencil = "9point",
-              layout: _layout.LeafLayout = "flax", *,
-              impl: Impl | None = None) -> jax.Array:
+              layout: _layout.LeafLayout = "flax") -> jax.Array:
   """The periodic discrete Laplacian of one leaf, as the optimizers apply it.
 
   A 1-D leaf is a periodic line (kernel ``[1, -2, 1]``, zero if shorter than
   4). A leaf of 2 or more dims is seen as a periodic 2-D field (see
   ``layout``) and zero if a side of that field is shorter than 3. 0-d leaves
   give zero.
+
+  Args:
+    x: the leaf (any shape, floating dtype).
+    stencil: ``'9point'`` (isotropic, default) or ``'5point'``.
+    layout: ``'flax'`` (default: a Flax kernel ``(*spatial, in, out)`` gets the
+      field the reference gives the PyTorch weight ``(out, in, *spatial)``),
+      ``'torch'`` (``x.reshape(x.shape[0], -1)``), a
+      :class:`ladam_jax.LaplacianLayout`, or None (no smoothing: zeros).
+
+  Returns:
+    An array of ``x``'s shape and dtype.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -407,29 +444,11 @@ def laplacian(x: jax.Array, stencil: Stencil = "9point",
     Array([[  1.,   4.,   1.],
            [  4., -20.,   4.],
            [  1.,   4.,   1.]], dtype=float32)
-
-  Args:
-    x: the leaf (any shape, floating dtype).
-    stencil: ``'9point'`` (isotropic, default) or ``'5point'``.
-    layout: ``'flax'`` (default: a Flax kernel ``(*spatial, in, out)`` gets the
-      field the reference gives the PyTorch weight ``(out, in, *spatial)``),
-      ``'torch'`` (``x.reshape(x.shape[0], -1)``), a
-      :class:`ladam_jax.LaplacianLayout`, or None (no smoothing: zeros).
-    impl: ``'conv'`` (``lax.conv``, the reference kernel), ``'shift'`` (fused
-      slices of a wrap-padded copy), ``'flat'`` (fused slices of the
-      flattened field, no padded copy), ``'pallas'`` (a Triton kernel on
-      GPU, ``'flat'`` elsewhere), ``'pallas_interpret'`` (that kernel in
-      Pallas' interpreter, any backend: for tests) or None for
-      :func:`default_impl`.
-
-  Returns:
-    An array of ``x``'s shape and dtype.
   """
-  _validation.check_choice("stencil", stencil, STENCILS)
-  check_impl(impl)
+  _validation.check_choice("stencil", stencil, _stencil.STENCILS)
   _layout.check_leaf_layout(layout)
   x = jnp.asarray(x)
-  return _jitted_laplacian(x, stencil, layout, impl)
+  return _jitted_laplacian(x, stencil, layout, forced_impl())
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))

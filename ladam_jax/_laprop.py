@@ -12,10 +12,11 @@ import jax.numpy as jnp
 import optax
 
 from ladam_jax import _coupling
-from ladam_jax import _chain
+from ladam_jax import _accumulators
+from ladam_jax import _alias
 from ladam_jax import _numerics
 from ladam_jax import _validation
-from ladam_jax._types import Impl, LayoutLike, Stencil, VarianceFloor
+from ladam_jax._types import VarianceFloor
 
 __all__ = ["ScaleByLaplacianLapropState", "scale_by_laplacian_laprop",
            "laprop"]
@@ -35,15 +36,10 @@ def scale_by_laplacian_laprop(
     eps: jax.typing.ArrayLike = 1e-15,
     *,
     c2: Any = 0.0,
-    stencil: Stencil = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: LayoutLike = "auto",
     variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
-    impl: Impl = None,
-    allow_unstable_c2: bool = False,
-    partition_specs: Any = None,
+    **coupling: _coupling.Coupling,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by LaProp, the second moment optionally Laplacian-smoothed.
 
@@ -60,67 +56,44 @@ def scale_by_laplacian_laprop(
   ``c2 -> 0`` tends to LaProp; ``variance_floor='eps'`` is the package's
   clamp at ``eps``).
 
-  Examples:
-    >>> import jax.numpy as jnp, optax, ladam_jax
-    >>> tx = optax.chain(ladam_jax.scale_by_laplacian_laprop(c2=1e-4),
-    ...                  optax.scale_by_learning_rate(4e-4))
-    >>> state = tx.init({'w': jnp.ones((8, 8))})
-
   Args:
     b1: momentum decay, in [0, 1).
     b2: second-moment decay, in [0, 1).
     eps: added to the square root, >= 0 (reference default 1e-15).
-    c2: coupling strength: a number, a schedule, a pytree
-      (prefix) of them, or a params function marked with
-      :func:`ladam_jax.per_leaf`.
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s), as in :func:`ladam_jax.scale_by_laplacian_adam`.
+    c2: coupling strength >= 0: a number, a schedule, a pytree (prefix) of
+      them, or a params function marked with :func:`ladam_jax.per_leaf`
+      (:doc:`c2-and-layouts`).
     variance_floor: floor of the smoothed second moment: a number >= 0
       (default 0.0) or ``'eps'`` (the package's clamp at ``eps``).
     mu_dtype: optional dtype of the momentum.
     nu_dtype: optional dtype of the second moment (e.g. float32 for
       bfloat16 parameters); the update keeps the gradient's dtype.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
-      (see :func:`ladam_jax.scale_by_laplacian_adam`).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      as given to ``in_specs`` (see
-      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
+    **coupling: how c2 couples the leaves, :class:`ladam_jax.LaplacianKwargs`
+      (``stencil``, ``layout``, ``partition_specs``, ...).
 
   Returns:
     A :class:`optax.GradientTransformation`.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, ladam_jax
+    >>> tx = optax.chain(ladam_jax.scale_by_laplacian_laprop(c2=1e-4),
+    ...                  optax.scale_by_learning_rate(4e-4))
+    >>> state = tx.init({'w': jnp.ones((8, 8))})
   """
   floor = _validation.check_adam_like(b1, b2, eps, variance_floor)
-  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2,
-                     partition_specs=partition_specs)
-  mu_dtype = jax.dtypes.canonicalize_dtype(mu_dtype) if mu_dtype else None
-  nu_dtype = jax.dtypes.canonicalize_dtype(nu_dtype) if nu_dtype else None
-  bound_stencil = None if allow_unstable_c2 else stencil
-
-  def init_fn(params):
-    _coupling.check_params(
-        params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil, partition_specs=partition_specs,
-        what="scale_by_laplacian_laprop")
-    return ScaleByLaplacianLapropState(
-        jnp.zeros([], jnp.int32), optax.tree.zeros_like(params, mu_dtype),
-        optax.tree.zeros_like(params, nu_dtype))
+  laplacian = _coupling.config("scale_by_laplacian_laprop", c2, **coupling)
+  init_fn = _accumulators.adam_moments_init(
+      laplacian, ScaleByLaplacianLapropState, mu_dtype, nu_dtype)
 
   def update_fn(updates, state, params=None):
     del params
-    leaves = _coupling.plan(
-        updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
-        partition_specs=partition_specs, what="scale_by_laplacian_laprop")
+    leaves = laplacian.plan(updates, state.count)
     count_inc = optax.safe_increment(state.count)
     nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
     nu_hat = _numerics.bias_correction(nu, b2, count_inc)
-    scaled = _coupling.smooth_tree(
-        nu_hat, leaves, stencil, impl, floor=floor,
-        finish=lambda n, g: g / (jnp.sqrt(n) + eps), others=(updates,))
+    scaled = laplacian.smooth(
+        nu_hat, leaves, floor=floor, others=(updates,),
+        finish=lambda n, g: g / (jnp.sqrt(n) + eps))
     mu = optax.tree.update_moment(scaled, state.mu, b1, 1)
     new_updates = _numerics.bias_correction(mu, b1, count_inc)
     return optax.tree.cast_like(new_updates, updates), (
@@ -140,15 +113,10 @@ def laprop(
     mask: Any = None,
     *,
     c2: Any = 0.0,
-    stencil: Stencil = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: LayoutLike = "auto",
     variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
     nu_dtype: Optional[jax.typing.DTypeLike] = None,
-    impl: Impl = None,
-    allow_unstable_c2: bool = False,
-    partition_specs: Any = None,
+    **coupling: _coupling.Coupling,
 ) -> optax.GradientTransformation:
   r"""LaProp with decoupled weight decay; ``c2 > 0`` gives Laplacian LaProp.
 
@@ -156,11 +124,6 @@ def laprop(
   scale_by_learning_rate(learning_rate))``; the weight decay is left out
   when it is None (the default), as in Optax: any number, also 0, keeps the
   stage, so the state's structure does not depend on how it is spelled.
-
-  Examples:
-    >>> import jax.numpy as jnp, ladam_jax
-    >>> opt = ladam_jax.laprop(4e-4, c2=1e-4)  # Laplacian LaProp
-    >>> state = opt.init({'w': jnp.ones((8, 8))})
 
   Args:
     learning_rate: a float >= 0 or an Optax schedule (reference 4e-4).
@@ -171,28 +134,24 @@ def laprop(
       none.
     mask: which leaves are decayed, as in ``optax.adamw``.
     c2: coupling strength; 0 (default) is plain LaProp.
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s).
-    variance_floor: floor of the smoothed second moment: a number >= 0
-      (default 0.0) or ``'eps'`` (the package's clamp at ``eps``).
-    mu_dtype: optional dtype of the momentum.
-    nu_dtype: optional dtype of the second moment (e.g. float32 for
-      bfloat16 parameters); the update keeps the gradient's dtype.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
-      (see :func:`ladam_jax.scale_by_laplacian_adam`).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      as given to ``in_specs`` (see
-      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
+    variance_floor: as in :func:`scale_by_laplacian_laprop`.
+    mu_dtype: as in :func:`scale_by_laplacian_laprop`.
+    nu_dtype: as in :func:`scale_by_laplacian_laprop`.
+    **coupling: the :class:`ladam_jax.LaplacianKwargs`, as in
+      :func:`scale_by_laplacian_laprop`.
 
   Returns:
-    The optimizer as an :class:`optax.GradientTransformation`.
+    ``optax.chain(scale_by_laplacian_laprop(...), [add_decayed_weights],
+    scale_by_learning_rate(learning_rate))``.
+
+  Examples:
+    >>> import jax.numpy as jnp, ladam_jax
+    >>> opt = ladam_jax.laprop(4e-4, c2=1e-4)  # Laplacian LaProp
+    >>> state = opt.init({'w': jnp.ones((8, 8))})
   """
-  _chain.check_learning_rate(learning_rate)
+  coupling = _coupling.check_names("laprop", coupling)
+  _alias.check_learning_rate(learning_rate)
   parts = [scale_by_laplacian_laprop(
-      b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
-      layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      nu_dtype=nu_dtype, impl=impl, allow_unstable_c2=allow_unstable_c2,
-      partition_specs=partition_specs)]
-  return _chain.decay_and_lr(parts, learning_rate, weight_decay, mask)
+      b1, b2, eps, c2=c2, variance_floor=variance_floor, mu_dtype=mu_dtype,
+      nu_dtype=nu_dtype, **coupling)]
+  return _alias.with_decay_and_lr(parts, learning_rate, weight_decay, mask)

@@ -21,6 +21,8 @@ from typing import Any, Callable, Literal, Union
 import jax
 import jax.numpy as jnp
 
+from ladam_jax import _equinox
+
 __all__ = ["LaplacianLayout", "FieldSpec", "LayoutLike", "field_spec",
            "auto_layout", "resolve_layouts", "with_flips", "unflipped"]
 
@@ -242,29 +244,28 @@ def auto_layout(tree: Any) -> Any:
   PyTorch stores ``(in, out, *kernel)`` and Equinox ``(out, in, *kernel)``.
   Any other leaf (Flax linen, ``nnx.State``, plain dicts) gets ``'flax'``.
 
-  Examples:
-    >>> import jax, jax.numpy as jnp, ladam_jax
-    >>> params = {'Dense_0': {'kernel': jnp.zeros((4, 8))}}
-    >>> ladam_jax.auto_layout(params)
-    {'Dense_0': {'kernel': 'flax'}}
-
   Args:
     tree: the params (``eqx.filter(model, eqx.is_array)`` for Equinox).
 
   Returns:
     A pytree of the params' structure holding each leaf's layout (a name or
     a :class:`LaplacianLayout`).
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, ladam_jax
+    >>> params = {'Dense_0': {'kernel': jnp.zeros((4, 8))}}
+    >>> ladam_jax.auto_layout(params)
+    {'Dense_0': {'kernel': 'flax'}}
   """
   return jax.tree.structure(tree).unflatten(_auto_leaf_layouts(tree))
 
 
 def _auto_leaf_layouts(tree: Any) -> list[LeafLayout]:
   """:func:`auto_layout` as a list, in ``jax.tree.leaves`` order."""
-  from ladam_jax import _modules  # pylint: disable=g-import-not-at-top
   return ["flax" if owner is None else
           _equinox_layout(owner, tuple(jnp.shape(x)))
           for x, owner in zip(jax.tree.leaves(tree),
-                              _modules.leaf_owners(tree))]
+                              _equinox.leaf_owners(tree))]
 
 
 def resolve_layouts(layout: LayoutLike, tree) -> list[LeafLayout]:

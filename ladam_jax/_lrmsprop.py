@@ -4,23 +4,22 @@ r"""LRMSProp: RMSProp whose running average is smoothed by a Laplacian.
 (``ladam.LRMSProp``).
 
 References:
-  Partin, *LAdam: Spatially-Aware Adaptive Optimization via
-  Laplacian-Regularized Variance Estimates*, 2026; the PyTorch package
-  ``ladam`` 0.4.1, https://pypi.org/project/ladam/0.4.1/ (MIT).
+  Partin, `LAdam <https://pypi.org/project/ladam/0.4.1/>`_, 2026 (the PyTorch
+  package ``ladam`` 0.4.1, MIT).
 """
 
 from typing import Any, NamedTuple, Optional
 
 import jax
-import jax.numpy as jnp
 import optax
 
-from ladam_jax import _chain
+from ladam_jax import _accumulators
+from ladam_jax import _alias
 from ladam_jax import _coupling
 from ladam_jax import _validation
-from ladam_jax._types import Impl, LayoutLike, Stencil
 
 __all__ = ["ScaleByLaplacianRmsState", "scale_by_laplacian_rms", "lrmsprop"]
+
 
 class ScaleByLaplacianRmsState(NamedTuple):
   """State of :func:`scale_by_laplacian_rms`."""
@@ -35,12 +34,7 @@ def scale_by_laplacian_rms(
     *,
     initial_scale: jax.typing.ArrayLike = 0.0,
     c2: Any = 1e-4,
-    stencil: Stencil = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: LayoutLike = "auto",
-    impl: Impl = None,
-    allow_unstable_c2: bool = False,
-    partition_specs: Any = None,
+    **coupling: _coupling.Coupling,
 ) -> optax.GradientTransformation:
   r"""Rescale updates by RMSProp whose running average is Laplacian-smoothed.
 
@@ -52,8 +46,23 @@ def scale_by_laplacian_rms(
     \tilde a = \max(a_t + c_2 L(a_t), 0)\ \text{where use\_lap, else } a_t,
     \quad u = g_t / (\sqrt{\tilde a} + \epsilon).
 
+  ``c2=0`` is ``optax.scale_by_rms(decay, eps, eps_in_sqrt=False)``.
   Momentum and weight decay are separate transforms; see
   :func:`ladam_jax.lrmsprop`.
+
+  Args:
+    decay: decay of the running average of squared gradients, in [0, 1).
+    eps: added to the square root, >= 0.
+    initial_scale: initial value of the running average (0 in PyTorch).
+    c2: coupling strength >= 0: a number, a schedule, a pytree (prefix) of
+      them, or a params function marked with :func:`ladam_jax.per_leaf`
+      (:doc:`c2-and-layouts`).
+    **coupling: how c2 couples the leaves, :class:`ladam_jax.LaplacianKwargs`
+      (``stencil``, ``layout``, ``partition_specs``, ...).
+
+  Returns:
+    A :class:`optax.GradientTransformation` whose state is
+    :class:`ScaleByLaplacianRmsState`.
 
   Examples:
     >>> import jax.numpy as jnp, optax, ladam_jax
@@ -61,57 +70,19 @@ def scale_by_laplacian_rms(
     >>> state = tx.init({'w': jnp.ones((8, 8))})
     >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
 
-  Args:
-    decay: decay of the running average of squared gradients, in [0, 1).
-    eps: added to the square root, >= 0.
-    initial_scale: initial value of the running average (0 in PyTorch).
-    c2: coupling strength: a number, a schedule, a pytree
-      (prefix) of them, or a params function marked with
-      :func:`ladam_jax.per_leaf`.
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s), as in :func:`scale_by_laplacian_adam`.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
-      (see :func:`ladam_jax.scale_by_laplacian_adam`).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      as given to ``in_specs`` (see
-      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
-
-  Returns:
-    A :class:`optax.GradientTransformation`.
+  References:
+    Partin, `LAdam <https://pypi.org/project/ladam/0.4.1/>`_, 2026;
+    Tieleman, Hinton, `Lecture 6.5 - RMSProp
+    <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_,
+    2012.
   """
   _validation.check_unit_interval("decay", decay)
   _validation.check_non_negative("eps", eps)
   _validation.check_non_negative("initial_scale", initial_scale)
-  _coupling.validate(c2=c2, stencil=stencil, layout=layout,
-                     min_spatial_size=min_spatial_size, impl=impl,
-                     allow_unstable_c2=allow_unstable_c2,
-                     partition_specs=partition_specs)
-  bound_stencil = None if allow_unstable_c2 else stencil
-
-  def init_fn(params):
-    _coupling.check_params(
-        params, c2=c2, layout=layout, min_spatial_size=min_spatial_size,
-        bound_stencil=bound_stencil, partition_specs=partition_specs,
-        what="scale_by_laplacian_rms")
-    nu = optax.tree.full_like(params, initial_scale)
-    return ScaleByLaplacianRmsState(jnp.zeros([], jnp.int32), nu)
-
-  def update_fn(updates, state, params=None):
-    del params
-    leaves = _coupling.plan(
-        updates, state.count, c2=c2, layout=layout,
-        min_spatial_size=min_spatial_size, bound_stencil=bound_stencil,
-        partition_specs=partition_specs, what="scale_by_laplacian_rms")
-    nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, decay, 2)
-    new_updates = _coupling.smooth_tree(
-        nu, leaves, stencil, impl, floor=0.0,
-        finish=lambda a, g: g / (jnp.sqrt(a) + eps), others=(updates,))
-    return new_updates, ScaleByLaplacianRmsState(
-        optax.safe_increment(state.count), nu)
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  return _accumulators.scale_by_smoothed_root(
+      _coupling.config("scale_by_laplacian_rms", c2, **coupling), eps,
+      initial_scale, ScaleByLaplacianRmsState,
+      lambda g, nu: optax.tree.update_moment_per_elem_norm(g, nu, decay, 2))
 
 
 def lrmsprop(
@@ -122,13 +93,8 @@ def lrmsprop(
     weight_decay: Optional[jax.typing.ArrayLike] = None,
     *,
     c2: Any = 1e-4,
-    stencil: Stencil = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: LayoutLike = "auto",
     initial_scale: jax.typing.ArrayLike = 0.0,
-    impl: Impl = None,
-    allow_unstable_c2: bool = False,
-    partition_specs: Any = None,
+    **coupling: _coupling.Coupling,
 ) -> optax.GradientTransformation:
   r"""LRMSProp: RMSProp with a Laplacian-smoothed average (``ladam.LRMSProp``).
 
@@ -140,11 +106,6 @@ def lrmsprop(
   on how a number is spelled. ``c2=0`` is ``optax.rmsprop(eps_in_sqrt=False,
   momentum=momentum)``.
 
-  Examples:
-    >>> import jax.numpy as jnp, ladam_jax
-    >>> opt = ladam_jax.lrmsprop(1e-2, momentum=0.9, c2=1e-4)
-    >>> state = opt.init({'w': jnp.ones((8, 8))})
-
   Args:
     learning_rate: a float >= 0 or an Optax schedule.
     decay: decay of the running average (PyTorch's ``alpha``), in [0, 1).
@@ -153,30 +114,29 @@ def lrmsprop(
       buffer (the reference's ``momentum=0``).
     weight_decay: decoupled weight decay rate >= 0, or None (default) for
       none (the reference's ``weight_decay=0``).
-    c2: coupling strength >= 0: a number, a schedule, a pytree
-      (prefix) of them, or a params function marked with
-      :func:`ladam_jax.per_leaf`.
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s), as in :func:`ladam`.
+    c2: coupling strength >= 0, as in :func:`scale_by_laplacian_rms`; 0 is
+      RMSProp.
     initial_scale: initial value of the running average.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
-      (see :func:`ladam_jax.scale_by_laplacian_adam`).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      as given to ``in_specs`` (see
-      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
+    **coupling: how c2 couples the leaves, :class:`ladam_jax.LaplacianKwargs`
+      (``stencil``, ``layout``, ``partition_specs``, ...).
 
   Returns:
-    The optimizer as an :class:`optax.GradientTransformation`.
+    ``optax.chain(scale_by_laplacian_rms(...), [optax.trace(momentum)],
+    [add_decayed_weights], scale_by_learning_rate(learning_rate))``.
+
+  Examples:
+    >>> import jax.numpy as jnp, ladam_jax
+    >>> opt = ladam_jax.lrmsprop(1e-2, momentum=0.9, c2=1e-4)
+    >>> state = opt.init({'w': jnp.ones((8, 8))})
+
+  References:
+    Partin, `LAdam <https://pypi.org/project/ladam/0.4.1/>`_, 2026.
   """
-  _chain.check_learning_rate(learning_rate)
+  coupling = _coupling.check_names("lrmsprop", coupling)
+  _alias.check_learning_rate(learning_rate)
   _validation.check_non_negative("momentum", momentum)
   parts = [scale_by_laplacian_rms(
-      decay, eps, initial_scale=initial_scale, c2=c2, stencil=stencil,
-      min_spatial_size=min_spatial_size, layout=layout, impl=impl,
-      allow_unstable_c2=allow_unstable_c2,
-      partition_specs=partition_specs)]
+      decay, eps, initial_scale=initial_scale, c2=c2, **coupling)]
   if momentum is not None:
     parts.append(optax.trace(decay=momentum))
-  return _chain.decay_and_lr(parts, learning_rate, weight_decay)
+  return _alias.with_decay_and_lr(parts, learning_rate, weight_decay)

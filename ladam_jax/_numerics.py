@@ -9,8 +9,7 @@ import jax.numpy as jnp
 
 from ladam_jax import _validation
 
-__all__ = ["bias_correction", "bias_correction_divisor", "divide", "abs_sq",
-           "finite_mean"]
+__all__ = ["bias_correction", "bias_correction_divisor", "divide", "abs_sq"]
 
 
 def abs_sq(x: Any) -> jax.Array:
@@ -51,23 +50,3 @@ def bias_correction_divisor(decay: Any, count: jax.Array) -> jax.Array:
   dtype = jnp.result_type(float)
   t = jnp.asarray(count).astype(dtype)
   return -jnp.expm1(t * jnp.asarray(_log_decay(decay), dtype))
-
-
-def finite_mean(x: jax.Array) -> jax.Array:
-  """The mean of ``x``'s finite entries (0 if none), without overflow.
-
-  Equal to ``jnp.mean(x)`` bit-for-bit where every entry is finite and the
-  sum does not overflow: the entries are scaled by a power of two no
-  smaller than their count (exact) before they are summed.
-  """
-  x = jnp.asarray(x)
-  dtype = x.dtype
-  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # as jnp.mean
-  finite = jnp.isfinite(x)
-  scale = float(2 ** -math.ceil(math.log2(max(x.size, 1))))
-  count = jnp.sum(finite, dtype=jnp.int32)
-  # jnp.mean's own division (bit-for-bit where all are finite: n / count
-  # is then exactly 1), rescaled to the finite entries' count.
-  mean = jnp.mean(jnp.where(finite, x * scale, jnp.zeros((), x.dtype)))
-  fraction = x.size / jnp.maximum(count, 1).astype(x.dtype)
-  return (mean / scale * fraction).astype(dtype)

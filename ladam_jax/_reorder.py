@@ -25,6 +25,13 @@ def compute_neuron_order(activations: Any) -> np.ndarray:
   ties). With 4 or fewer units the order is the identity. Runs on the host
   (NumPy, float32 like the reference); the result is a static permutation.
 
+  Args:
+    activations: ``[batch, units]`` activations (e.g. a hidden layer's
+      outputs on a few batches after warm-up).
+
+  Returns:
+    An int array: a permutation of ``range(units)``.
+
   Examples:
     >>> import numpy as np
     >>> from ladam_jax import compute_neuron_order
@@ -34,13 +41,6 @@ def compute_neuron_order(activations: Any) -> np.ndarray:
     >>> acts = np.concatenate([base, base + 0.01 * rng.normal(size=(256, 3))], 1)
     >>> compute_neuron_order(acts).tolist()
     [0, 3, 4, 1, 2, 5]
-
-  Args:
-    activations: ``[batch, units]`` activations (e.g. a hidden layer's
-      outputs on a few batches after warm-up).
-
-  Returns:
-    An int array: a permutation of ``range(units)``.
   """
   act = np.asarray(activations, dtype=np.float32)
   if act.ndim != 2:
@@ -89,6 +89,14 @@ def reorder_dense(layer: Mapping[str, Any], next_layer: Mapping[str, Any],
   reordering mid-training (the reference leaves its optimizer state
   unpermuted), or reorder before creating the optimizer state.
 
+  Args:
+    layer: the layer whose outputs are reordered.
+    next_layer: the layer that consumes them (its kernel's rows permuted).
+    order: a permutation, e.g. from :func:`compute_neuron_order`.
+
+  Returns:
+    ``(new_layer, new_next_layer)``; other entries are kept as they are.
+
   Examples:
     >>> import jax.numpy as jnp
     >>> from ladam_jax import reorder_dense
@@ -97,14 +105,6 @@ def reorder_dense(layer: Mapping[str, Any], next_layer: Mapping[str, Any],
     >>> a, b = reorder_dense(l1, l2, [2, 0, 1])
     >>> a['bias'].tolist(), b['kernel'][:, 0].tolist()
     ([2.0, 0.0, 1.0], [2.0, 0.0, 1.0])
-
-  Args:
-    layer: the layer whose outputs are reordered.
-    next_layer: the layer that consumes them (its kernel's rows permuted).
-    order: a permutation, e.g. from :func:`compute_neuron_order`.
-
-  Returns:
-    ``(new_layer, new_next_layer)``; other entries are kept as they are.
   """
   for name, p in (("layer", layer), ("next_layer", next_layer)):
     if "kernel" not in p or np.ndim(p["kernel"]) != 2:

@@ -36,12 +36,6 @@ def chi_anneal_schedule(peak_value: float, total_steps: int,
   (0 at the first step), gives exactly those rates. Beyond ``total_steps`` the
   reference's rate rises again along the cosine; here it stays at 0.
 
-  Examples:
-    >>> import ladam_jax
-    >>> sched = ladam_jax.chi_anneal_schedule(1e-3, total_steps=100)
-    >>> [round(float(sched(t)), 6) for t in (0, 1, 5, 50, 85, 100)]
-    [0.001, 0.0002, 0.001, 0.001, 0.00025, 0.0]
-
   Args:
     peak_value: the base learning rate, >= 0.
     total_steps: number of optimizer steps, > 0.
@@ -51,6 +45,12 @@ def chi_anneal_schedule(peak_value: float, total_steps: int,
 
   Returns:
     A schedule ``count -> learning rate``.
+
+  Examples:
+    >>> import ladam_jax
+    >>> sched = ladam_jax.chi_anneal_schedule(1e-3, total_steps=100)
+    >>> [round(float(sched(t)), 6) for t in (0, 1, 5, 50, 85, 100)]
+    [0.001, 0.0002, 0.001, 0.001, 0.00025, 0.0]
   """
   _validation.check_non_negative("peak_value", peak_value)
   if not isinstance(total_steps, int) or total_steps <= 0:

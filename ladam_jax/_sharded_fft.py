@@ -39,17 +39,17 @@ from typing import Callable
 
 import jax
 from jax import lax
+from jax.experimental.custom_partitioning import custom_partitioning
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+import numpy as np
 
 from ladam_jax import _halo
 from ladam_jax import _laplacian
 from ladam_jax import _stencil
 
-__all__ = ["solve", "solve_fields", "laplacian_symbol",
-           "laplacian_full_symbol", "field_type_spec"]
+__all__ = ["solve", "solve_fields", "laplacian_symbol", "field_type_spec"]
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -59,72 +59,93 @@ def laplacian_symbol(field: tuple[int, ...], stencil: str) -> np.ndarray:
   r"""The eigenvalues :math:`\lambda_k \le 0` of the periodic Laplacian.
 
   On a field of shape ``field`` (``(n,)``: the 1-D kernel ``[1, -2, 1]``;
-  ``(h, w)``: the 9- or 5-point stencil), in the layout of
-  ``jnp.fft.rfftn`` over the field's axes (the last axis halved), float64.
-  For weights (centre :math:`c`, face :math:`f`, corner :math:`k`):
-  :math:`c + 2f(\cos\theta_1 + \cos\theta_2) + 4k\cos\theta_1\cos\theta_2`
-  with :math:`\theta_i = 2\pi k_i / n_i`.
+  ``(h, w)``: the 9- or 5-point stencil), on the whole frequency grid of
+  ``jnp.fft.fftn`` over the field's axes, in float64 (``jnp.fft.rfftn``'s
+  half grid is its first ``w // 2 + 1`` columns). For weights (centre
+  :math:`c`, face :math:`f`, corner :math:`d`) and frequency
+  :math:`k = (k_1, k_2)`:
+
+  .. math::
+    \lambda_k = c + 2f(\cos\theta_1 + \cos\theta_2)
+      + 4d\cos\theta_1\cos\theta_2, \qquad \theta_i = 2\pi k_i / n_i ;
+
+  a line of length :math:`n` has :math:`\lambda_k = -2 + 2\cos(2\pi k / n)`.
+
+  Args:
+    field: the field's shape, ``(n,)`` or ``(h, w)``.
+    stencil: ``'9point'`` or ``'5point'`` (unused for a line).
+
+  Returns:
+    A float64 array of shape ``field``.
+
+  Examples:
+    >>> from ladam_jax import _sharded_fft
+    >>> _sharded_fft.laplacian_symbol((4,), '9point').round(6).tolist()
+    [0.0, -2.0, -4.0, -2.0]
   """
-  last = 2 * np.pi * np.arange(field[-1] // 2 + 1) / field[-1]
-  if len(field) == 1:
-    return -2.0 + 2.0 * np.cos(last)
-  first = (2 * np.pi * np.arange(field[0]) / field[0])[:, None]
-  centre, face, corner = _stencil.WEIGHTS[stencil]
-  c1, c2 = np.cos(first), np.cos(last)[None, :]
-  return centre + 2 * face * (c1 + c2) + 4 * corner * c1 * c2
-
-
-def _dft_matrix(n: int, dtype) -> jax.Array:
-  """The n-point DFT matrix exp(-2πi jk/n) (complex)."""
-  k = np.arange(n)
-  return jnp.asarray(np.exp(-2j * np.pi * np.outer(k, k) / n), dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def laplacian_full_symbol(field: tuple[int, ...], stencil: str) -> np.ndarray:
-  """:func:`laplacian_symbol` on the whole frequency grid (not halved)."""
   angles = [2 * np.pi * np.arange(n) / n for n in field]
   if len(field) == 1:
-    return -2.0 + 2.0 * np.cos(angles[0])
-  centre, face, corner = _stencil.WEIGHTS[stencil]
-  c1, c2 = np.cos(angles[0])[:, None], np.cos(angles[1])[None, :]
-  return centre + 2 * face * (c1 + c2) + 4 * corner * c1 * c2
-
-
-def solve_fields(f: jax.Array, sigma: jax.Array, field: tuple[int, ...],
-                 stencil: str, method: str) -> jax.Array:
-  """``(I - sigma·L)^{-1}`` on whole fields ``f`` of shape (B, *field),
-  exactly; ``sigma`` (B,), one per field.
-
-  ``method='fft'``: ``jnp.fft``; ``'dft'``: the same transform as dense
-  matrix products, O(n·(h + w)) per field instead of O(n log n).
-  """
-  dtype = f.dtype
-  axes = tuple(range(1, 1 + len(field)))
-  sigma = sigma.reshape((-1,) + (1,) * len(field)).astype(dtype)
-  if method == "fft":
-    symbol = jnp.asarray(laplacian_symbol(field, stencil), dtype)
-    return jnp.fft.irfftn(jnp.fft.rfftn(f, axes=axes) / (1.0 - sigma * symbol),
-                          s=field, axes=axes)
-  cdtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
-  multiplier = 1.0 / (1.0 - sigma * jnp.asarray(
-      laplacian_full_symbol(field, stencil), dtype))
-  mats = [_dft_matrix(n, cdtype) for n in field]
-  hp = jax.lax.Precision.HIGHEST
-  if len(field) == 1:
-    g = jnp.einsum("jk,bk->bj", mats[0], f.astype(cdtype), precision=hp)
-    u = jnp.einsum("jk,bk->bj", jnp.conj(mats[0]), g * multiplier,
-                   precision=hp)
+    symbol = -2.0 + 2.0 * np.cos(angles[0])
   else:
-    g = jnp.einsum("ij,bjk,lk->bil", mats[0], f.astype(cdtype), mats[1],
-                   precision=hp)
-    u = jnp.einsum("ij,bjk,lk->bil", jnp.conj(mats[0]), g * multiplier,
-                   jnp.conj(mats[1]), precision=hp)
-  return jnp.real(u) / math.prod(field)
+    centre, face, corner = _stencil.WEIGHTS[stencil]
+    c1, c2 = np.cos(angles[0])[:, None], np.cos(angles[1])[None, :]
+    symbol = centre + 2 * face * (c1 + c2) + 4 * corner * c1 * c2
+  symbol.setflags(write=False)  # cached: shared by every caller
+  return symbol
 
 
 def _complex(dtype):
   return jnp.complex128 if dtype == jnp.float64 else jnp.complex64
+
+
+def _dft(n: int, cdtype, inverse: bool = False) -> np.ndarray:
+  """The n-point DFT matrix ``exp(-2πi jk / n)``, or its inverse (with the
+  1/n), as ``cdtype``."""
+  k = np.arange(n)
+  sign = 1 if inverse else -1
+  mat = np.exp(sign * 2j * np.pi * np.outer(k, k) / n)
+  return (mat / n if inverse else mat).astype(cdtype)
+
+
+def solve_fields(f: jax.Array, sigma: jax.Array, field: tuple[int, ...],
+                 stencil: str, method: str) -> jax.Array:
+  r"""Solves :math:`(I - \sigma L) u = f` exactly on whole fields.
+
+  In the Fourier basis :math:`\hat u_k = \hat f_k / (1 - \sigma \lambda_k)`,
+  :math:`\lambda_k` from :func:`laplacian_symbol`.
+
+  Args:
+    f: the fields, shape ``(B, *field)``.
+    sigma: the smoothing strengths, shape ``(B,)``, one per field.
+    field: the field's shape, ``(n,)`` or ``(h, w)``.
+    stencil: ``'9point'`` or ``'5point'``.
+    method: ``'fft'`` (``jnp.fft``, O(n log n) per field) or ``'dft'`` (the
+      same transform as dense matrix products, O(n·(h + w)) per field).
+
+  Returns:
+    ``u``, of ``f``'s shape and dtype.
+  """
+  dtype = f.dtype
+  axes = tuple(range(1, 1 + len(field)))
+  sigma = sigma.reshape((-1,) + (1,) * len(field)).astype(dtype)
+  symbol = laplacian_symbol(field, stencil)
+  if method == "fft":
+    half = jnp.asarray(symbol[..., :field[-1] // 2 + 1], dtype)
+    return jnp.fft.irfftn(jnp.fft.rfftn(f, axes=axes) / (1.0 - sigma * half),
+                          s=field, axes=axes)
+  cdtype = _complex(dtype)
+  multiplier = 1.0 / (1.0 - sigma * jnp.asarray(symbol, dtype))
+  mats = [jnp.asarray(_dft(n, cdtype)) for n in field]
+  if len(field) == 1:
+    g = jnp.einsum("jk,bk->bj", mats[0], f.astype(cdtype), precision=_HIGHEST)
+    u = jnp.einsum("jk,bk->bj", jnp.conj(mats[0]), g * multiplier,
+                   precision=_HIGHEST)
+  else:
+    g = jnp.einsum("ij,bjk,lk->bil", mats[0], f.astype(cdtype), mats[1],
+                   precision=_HIGHEST)
+    u = jnp.einsum("ij,bjk,lk->bil", jnp.conj(mats[0]), g * multiplier,
+                   jnp.conj(mats[1]), precision=_HIGHEST)
+  return jnp.real(u) / math.prod(field)
 
 
 # --------------------------------------------------------------------------
@@ -141,13 +162,6 @@ def _along(x: jax.Array, axis: int, fn: Callable) -> jax.Array:
   if axis in (-1, x.ndim - 1):
     return fn(x)
   return jnp.moveaxis(fn(jnp.moveaxis(x, axis, -1)), -1, axis)
-
-
-def _dft(n: int, cdtype, inverse: bool = False) -> np.ndarray:
-  k = np.arange(n)
-  sign = 1 if inverse else -1
-  mat = np.exp(sign * 2j * np.pi * np.outer(k, k) / n)
-  return (mat / n if inverse else mat).astype(cdtype)
 
 
 def _rft(x: jax.Array, method: str) -> jax.Array:
@@ -205,7 +219,7 @@ def _rows_sharded(f, sigma, field, group, n_group, stencil, method):
   x = lax.all_to_all(x, group, 2, 1, tiled=True)  # (B, h, padded / n)
   x = _along(x, 1, lambda t: _cft(t, False, method))
   symbol = np.zeros((h, padded))
-  symbol[:, :half] = laplacian_full_symbol(field, stencil)[:, :half]
+  symbol[:, :half] = laplacian_symbol(field, stencil)[:, :half]
   cols = padded // n_group
   symbol = lax.dynamic_slice_in_dim(jnp.asarray(symbol, dtype),
                                     lax.axis_index(group) * cols, cols, axis=1)
@@ -236,7 +250,7 @@ def _line_sharded(f, sigma, n, group, n_group, stencil, method):
   twiddle = lax.complex(jnp.cos(angle), -jnp.sin(angle))
   x = lax.all_to_all(x * twiddle, group, 1, 2, tiled=True)  # (B, 1, n2)
   x = _cft(x, False, method)  # [k1 = index, k2]: frequency k1 + P·k2
-  symbol = jnp.take(jnp.asarray(laplacian_full_symbol((n,), stencil), dtype),
+  symbol = jnp.take(jnp.asarray(laplacian_symbol((n,), stencil), dtype),
                     index + n_group * jnp.arange(n2, dtype=jnp.int32))
   x = _cft(x * _multiplier(sigma, symbol[None, None, :], 3), True, method)
   x = lax.all_to_all(x, group, 2, 1, tiled=True)  # (B, P, m): [k1, j2]
@@ -308,22 +322,34 @@ def _groups(spec, ndim, shape, sizes):
 # --------------------------------------------------------------------------
 
 
+def _padded(spec, ndim: int) -> P:
+  """``spec`` as a PartitionSpec of ``ndim`` entries (``None`` appended)."""
+  return P(*(tuple(spec) + (None,) * (ndim - len(spec))))
+
+
+def _block_body(field, stencil, method, groups, sizes) -> Callable:
+  """:func:`_block_solve` for one sharding, whole fields by
+  :func:`solve_fields`."""
+  return functools.partial(
+      _block_solve, field=field, stencil=stencil, method=method,
+      groups=groups, sizes=sizes,
+      local_solve=functools.partial(solve_fields, field=field,
+                                    stencil=stencil, method=method))
+
+
 def field_type_spec(x: jax.Array):
-  """(mesh, spec) of ``x``'s type where an Explicit mesh axis shards it."""
+  """(mesh, spec) of ``x``'s type where an Explicit mesh axis shards it,
+  else None."""
   sharding = _laplacian.explicit_sharding(x)
   if sharding is None:
     return None
-  return sharding.mesh, P(*(tuple(sharding.spec)
-                            + (None,) * (x.ndim - len(sharding.spec))))
+  return sharding.mesh, _padded(sharding.spec, x.ndim)
 
 
-def _explicit_solve(f, sigma, mesh, spec, field, stencil, method,
-                    local_solve):
+def _explicit_solve(f, sigma, mesh, spec, field, stencil, method):
   sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
   groups = _groups(spec[1:], len(field), field, sizes)
-  body = functools.partial(_block_solve, field=field, stencil=stencil,
-                           method=method, groups=groups, sizes=sizes,
-                           local_solve=local_solve)
+  body = _block_body(field, stencil, method, groups, sizes)
   batch = P(spec[0])
   sigma = jax.sharding.reshard(sigma, batch)
   return jax.shard_map(body, mesh=mesh, in_specs=(spec, batch),
@@ -338,9 +364,7 @@ def _explicit_solve(f, sigma, mesh, spec, field, stencil, method,
 def _named(sharding, ndim):
   """The PartitionSpec of a NamedSharding, padded to ``ndim``, else None."""
   spec = getattr(sharding, "spec", None)
-  if spec is None:
-    return None
-  return P(*(tuple(spec) + (None,) * (ndim - len(spec))))
+  return None if spec is None else _padded(spec, ndim)
 
 
 def _cp_partition(field, stencil, method, mesh, arg_shapes, result_shape):
@@ -356,11 +380,7 @@ def _cp_partition(field, stencil, method, mesh, arg_shapes, result_shape):
     batch = ()
   groups = _groups(spec[1:], len(field), field, sizes)
   spec = P(batch or None, *(g or None for g in groups))
-  body = functools.partial(_block_solve, field=field, stencil=stencil,
-                           method=method, groups=groups, sizes=sizes,
-                           local_solve=functools.partial(
-                               _local, field=field, stencil=stencil,
-                               method=method))
+  body = _block_body(field, stencil, method, groups, sizes)
   out = NamedSharding(mesh, spec)
   return mesh, body, out, (out, NamedSharding(mesh, P(batch or None)))
 
@@ -377,28 +397,24 @@ def _cp_rule(field, stencil, method, mesh, operand_types, result_types):
   return "b h w, b -> b h w" if len(field) == 2 else "b n, b -> b n"
 
 
-def _local(f, sigma, *, field, stencil, method):
-  """The solve of whole fields on one device."""
-  return solve_fields(f, sigma, field, stencil, method)
+_jit_solve_fields = jax.jit(solve_fields,
+                            static_argnames=("field", "stencil", "method"))
 
 
-@functools.lru_cache(maxsize=None)
-def _solve_op():
-  """The custom_partitioning op (built once, on first use)."""
-  from jax.experimental.custom_partitioning import custom_partitioning  # pylint: disable=g-import-not-at-top
+@functools.partial(custom_partitioning, static_argnums=(2, 3, 4))
+def _solve_op(f, sigma, field, stencil, method):
+  """:func:`solve_fields` as an op whose partitioning rule keeps the
+  fields' sharding."""
+  # Under jit, the solve's constants (symbol, DFT matrices) stay inside its
+  # own jaxpr: custom_partitioning takes no closed-over constants.
+  return _jit_solve_fields(f, sigma, field=field, stencil=stencil,
+                           method=method)
 
-  @functools.partial(custom_partitioning, static_argnums=(2, 3, 4))
-  def op(f, sigma, field, stencil, method):
-    # Under jit, the solve's constants (symbol, DFT matrices) stay inside
-    # its own jaxpr: custom_partitioning takes no closed-over constants.
-    return jax.jit(_local, static_argnames=("field", "stencil", "method"))(
-        f, sigma, field=field, stencil=stencil, method=method)
 
-  op.def_partition(partition=_cp_partition,
-                   infer_sharding_from_operands=_cp_infer,
-                   propagate_user_sharding=None,
-                   sharding_rule=_cp_rule)
-  return op
+_solve_op.def_partition(partition=_cp_partition,
+                        infer_sharding_from_operands=_cp_infer,
+                        propagate_user_sharding=None,
+                        sharding_rule=_cp_rule)
 
 
 def _auto_solve(f, sigma, field, stencil, method):
@@ -407,7 +423,7 @@ def _auto_solve(f, sigma, field, stencil, method):
 
   @jax.custom_batching.custom_vmap
   def call(f, sigma):
-    return _solve_op()(f, sigma, field, stencil, method)
+    return _solve_op(f, sigma, field, stencil, method)
 
   @call.def_vmap
   def _(axis_size, in_batched, f, sigma):  # fields of a vmapped call
@@ -424,19 +440,35 @@ def _auto_solve(f, sigma, field, stencil, method):
 
 def solve(f: jax.Array, sigma: jax.Array, field: tuple[int, ...],
           stencil: str, method: str) -> jax.Array:
-  """``(I - sigma·L)^{-1}`` on fields ``f`` ``(B, *field)``, sharded or not.
+  r"""Solves :math:`(I - \sigma L) u = f` on fields, sharded or not.
 
-  On an Explicit mesh the field's type gives its sharding; with several
-  devices otherwise, a ``custom_partitioning`` op gets it from the
-  partitioner; on one device this is the solve of whole fields.
+  On an Explicit mesh the fields' type gives their sharding (a
+  ``jax.shard_map``); with several devices otherwise a
+  ``custom_partitioning`` op gets it from the partitioner; on one device
+  this is :func:`solve_fields`. The result has ``f``'s sharding.
+
+  Args:
+    f: the fields, shape ``(B, *field)``.
+    sigma: the smoothing strengths, shape ``(B,)``, one per field.
+    field: the field's shape, ``(n,)`` or ``(h, w)``.
+    stencil: ``'9point'`` or ``'5point'``.
+    method: ``'fft'`` or ``'dft'`` (see :func:`solve_fields`).
+
+  Returns:
+    ``u``, of ``f``'s shape, dtype and sharding.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from ladam_jax import _sharded_fft
+    >>> f = jnp.zeros((1, 8, 8)).at[0, 3, 3].set(1.0)
+    >>> u = _sharded_fft.solve(f, jnp.ones(1), (8, 8), '9point', 'fft')
+    >>> round(float(u.sum()), 6)  # the mean is kept
+    1.0
   """
-  local_solve = functools.partial(_local, field=field, stencil=stencil,
-                                  method=method)
   typed = field_type_spec(f)
   if typed is not None:
     mesh, spec = typed
-    return _explicit_solve(f, sigma, mesh, spec, field, stencil, method,
-                           local_solve)
+    return _explicit_solve(f, sigma, mesh, spec, field, stencil, method)
   if jax.device_count() > 1:
     return _auto_solve(f, sigma, field, stencil, method)
-  return local_solve(f, sigma)
+  return solve_fields(f, sigma, field, stencil, method)

@@ -84,6 +84,12 @@ def per_leaf(fn: Callable[[Any], Any]) -> PerLeaf:
   numbers or schedules. :func:`ladam_jax.auto_c2` and
   :func:`ladam_jax.c2_by_path` return such a function already.
 
+  Args:
+    fn: a function ``params -> pytree (prefix) of values``.
+
+  Returns:
+    A :class:`ladam_jax.PerLeaf` holding ``fn``.
+
   Examples:
     >>> import jax, jax.numpy as jnp, ladam_jax
     >>> params = {'w': jnp.zeros((16, 16)), 'b': jnp.zeros(16)}
@@ -93,12 +99,6 @@ def per_leaf(fn: Callable[[Any], Any]) -> PerLeaf:
     {'b': 0.0, 'w': 0.001}
     >>> opt = ladam_jax.ladam(1e-3, c2=c2)
     >>> state = opt.init(params)
-
-  Args:
-    fn: a function ``params -> pytree (prefix) of values``.
-
-  Returns:
-    A :class:`ladam_jax.PerLeaf` holding ``fn``.
   """
   return PerLeaf(fn)
 

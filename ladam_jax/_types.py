@@ -5,23 +5,17 @@ checkers read them, as Optax's own test helpers do (e.g. they look for
 ``optax.ScalarOrSchedule`` on ``learning_rate``).
 """
 
-from typing import Literal, Optional, Union
+from typing import Literal, Union
 
 import jax
 
-from ladam_jax._layout import LayoutLike
-
-__all__ = ["Mode", "ScaleMode", "Stencil", "Impl", "LayoutLike",
-           "VarianceFloor", "Velocity", "SmoothingMethod", "SmoothingTarget"]
+__all__ = ["Mode", "Stencil", "VarianceFloor", "Velocity",
+           "SmoothingMethod", "SmoothingTarget"]
 
 #: ``mode`` of :func:`ladam_jax.ladam`.
 Mode = Literal["variance_lap", "update_lap", "weight_lap", "wave_variance"]
-#: ``mode`` of :func:`ladam_jax.scale_by_laplacian_adam`.
-ScaleMode = Literal["variance_lap", "update_lap", "wave_variance"]
 #: The discrete Laplacian's stencil.
 Stencil = Literal["9point", "5point"]
-#: The Laplacian's implementation; None picks one for the backend.
-Impl = Optional[Literal["conv", "shift", "flat", "pallas", "pallas_interpret"]]
 #: The floor of the smoothed variance: a number >= 0, or ``'eps'``.
 VarianceFloor = Union[Literal["eps"], float, jax.typing.ArrayLike]
 #: ``velocity`` of :func:`ladam_jax.vradam`.

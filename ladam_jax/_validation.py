@@ -58,6 +58,11 @@ def check_choice(name: str, x: Any, choices: Sequence[Any]) -> None:
         f"Invalid `{name}`={x!r}: choose one of {tuple(choices)}.")
 
 
+def canonical_dtype(dtype: Any) -> Any:
+  """``jax.dtypes.canonicalize_dtype(dtype)``, None for None (the params')."""
+  return jax.dtypes.canonicalize_dtype(dtype) if dtype else None
+
+
 def check_adam_like(b1: Any, b2: Any, eps: Any, floor: Any = 0.0) -> Any:
   """The checks shared by the Adam-style transforms (LAdam, LaProp).
 

@@ -11,13 +11,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ladam_jax import _tree_specs
-from ladam_jax import _chain
+from ladam_jax import _alias
+from ladam_jax import _coupling
 from ladam_jax import _halo
 from ladam_jax import _numerics
 from ladam_jax import _ladam
 from ladam_jax import _validation
-from ladam_jax._types import Impl, LayoutLike, Stencil, VarianceFloor
+from ladam_jax._types import VarianceFloor
 from ladam_jax._types import Velocity
 
 __all__ = ["VelocityRegularizationState", "scale_by_velocity_regularization",
@@ -55,14 +55,6 @@ def scale_by_velocity_regularization(
   gradient (``velocity='gradient'``). Put weight decay inside ``inner`` so it
   is scaled by :math:`\eta_t` too, as in the paper.
 
-  Examples:
-    >>> import jax.numpy as jnp, optax, ladam_jax
-    >>> tx = optax.chain(
-    ...     ladam_jax.scale_by_velocity_regularization(optax.scale_by_adam()),
-    ...     optax.scale_by_learning_rate(1e-3))
-    >>> state = tx.init({'w': jnp.ones((8, 8))})
-    >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
-
   Args:
     inner: the transform to regularize (``optax.scale_by_adam``,
       :func:`ladam_jax.scale_by_laplacian_adam`, a chain holding one, ...).
@@ -73,11 +65,18 @@ def scale_by_velocity_regularization(
     partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs as
       given to ``in_specs``: :math:`S` is then summed over each leaf's
       blocks (``jax.lax.psum`` over the mesh axes that split it), so the
-      penalty is the global one. None (default): leaves whose type varies
-      over a manual mesh axis are refused. Ignored outside ``shard_map``.
+      penalty is the global one (:ref:`partition-specs`).
 
   Returns:
     A :class:`optax.GradientTransformation`.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax, ladam_jax
+    >>> tx = optax.chain(
+    ...     ladam_jax.scale_by_velocity_regularization(optax.scale_by_adam()),
+    ...     optax.scale_by_learning_rate(1e-3))
+    >>> state = tx.init({'w': jnp.ones((8, 8))})
+    >>> updates, state = tx.update({'w': jnp.ones((8, 8))}, state)
   """
   _validation.check_non_negative("beta3", beta3)
   _validation.check_non_negative("lr_cutoff", lr_cutoff)
@@ -134,14 +133,9 @@ def vradam(
     lr_cutoff: jax.typing.ArrayLike = 10.0,
     velocity: Velocity = "momentum",
     c2: Any = 0.0,
-    stencil: Stencil = "9point",
-    min_spatial_size: jax.typing.ArrayLike = 16,
-    layout: LayoutLike = "auto",
     variance_floor: VarianceFloor = 0.0,
     mu_dtype: Optional[jax.typing.DTypeLike] = None,
-    impl: Impl = None,
-    allow_unstable_c2: bool = False,
-    partition_specs: Any = None,
+    **coupling: _coupling.Coupling,
 ) -> optax.GradientTransformation:
   r"""VRAdam; ``c2 > 0`` gives its Laplacian (LAdam) variant.
 
@@ -153,11 +147,6 @@ def vradam(
   with :math:`S_t = \sum |m_t|^2` over all leaves and :math:`\tilde v_t` the
   (Laplacian-smoothed, when ``c2 > 0``) bias-corrected second moment.
   ``beta3=0`` is Adam(W) / LAdam(W).
-
-  Examples:
-    >>> import jax.numpy as jnp, ladam_jax
-    >>> opt = ladam_jax.vradam(1e-3, beta3=1.0, c2=1e-4)
-    >>> state = opt.init({'w': jnp.ones((8, 8))})
 
   Args:
     learning_rate: a float >= 0 or an Optax schedule.
@@ -172,35 +161,30 @@ def vradam(
     lr_cutoff: cap of :math:`\beta_3 S` (public code: 10).
     velocity: ``'momentum'`` (paper) or ``'gradient'``.
     c2: Laplacian coupling; 0 (default) is plain VRAdam.
-    stencil: ``'9point'`` or ``'5point'``.
-    min_spatial_size: leaves with fewer elements are never smoothed.
-    layout: field layout(s).
     variance_floor: floor of the smoothed variance: a number >= 0 (default
       0.0) or ``'eps'`` (the package's clamp), as in :func:`ladam_jax.ladam`.
     mu_dtype: optional dtype of the first moment.
-    impl: Laplacian implementation or None.
-    allow_unstable_c2: accept c2 above :func:`ladam_jax.stability_bound`
-      (see :func:`ladam_jax.scale_by_laplacian_adam`).
-    partition_specs: inside ``jax.shard_map``, the params' PartitionSpecs
-      as given to ``in_specs``, for the Laplacian's halo exchange and the
-      velocity's global norm (see
-      :func:`ladam_jax.scale_by_laplacian_adam`; ``docs/shard_map.md``).
+    **coupling: how c2 couples the leaves, :class:`ladam_jax.LaplacianKwargs`
+      (``stencil``, ``layout``, ``partition_specs``, ...).
 
   Returns:
-    The optimizer as an :class:`optax.GradientTransformation`.
+    ``optax.chain(scale_by_velocity_regularization(chain(
+    scale_by_laplacian_adam(...), [add_decayed_weights])),
+    scale_by_learning_rate(learning_rate))``.
+
+  Examples:
+    >>> import jax.numpy as jnp, ladam_jax
+    >>> opt = ladam_jax.vradam(1e-3, beta3=1.0, c2=1e-4)
+    >>> state = opt.init({'w': jnp.ones((8, 8))})
   """
-  _chain.check_learning_rate(learning_rate)
-  _validation.check_non_negative("weight_decay", weight_decay)
+  coupling = _coupling.check_names("vradam", coupling)
+  _alias.check_learning_rate(learning_rate)
   inner = [_ladam.scale_by_laplacian_adam(
-      b1, b2, eps, c2=c2, stencil=stencil, min_spatial_size=min_spatial_size,
-      layout=layout, variance_floor=variance_floor, mu_dtype=mu_dtype,
-      impl=impl, allow_unstable_c2=allow_unstable_c2,
-      partition_specs=partition_specs)]
-  if weight_decay is not None:
-    inner.append(optax.add_decayed_weights(
-        weight_decay, _tree_specs.as_mask(mask)))
+      b1, b2, eps, c2=c2, variance_floor=variance_floor, mu_dtype=mu_dtype,
+      **coupling)]
+  inner += _alias.decayed_weights(weight_decay, mask)
   return optax.chain(
-      scale_by_velocity_regularization(optax.chain(*inner), beta3, lr_cutoff,
-                                       velocity,
-                                       partition_specs=partition_specs),
+      scale_by_velocity_regularization(
+          optax.chain(*inner), beta3, lr_cutoff, velocity,
+          partition_specs=coupling.get("partition_specs")),
       optax.scale_by_learning_rate(learning_rate))

@@ -13,7 +13,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] /
                        "benchmarks"))
 from timing import xla_kernels  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-__all__ = ["enable_x64", "numpy_laplacian_2d", "impls_here", "xla_kernels"]
+__all__ = ["enable_x64", "numpy_laplacian_2d", "impls_here", "xla_kernels",
+           "built_with", "laplacian", "scale_by_laplacian_adam", "scale_by_mode"]
 
 
 def enable_x64(on: bool = True):
@@ -50,3 +51,43 @@ def impls_here() -> tuple[str, ...]:
   on_gpu = jax.default_backend() in ("gpu", "cuda", "rocm")
   return tuple(i for i in _laplacian.IMPLS
                if i != "pallas_interpret" and (i != "pallas" or on_gpu))
+
+
+def built_with(impl, factory, *args, **kwargs):
+  """``factory(*args, **kwargs)`` built to compute L with ``impl`` (None:
+  the library's choice), as the tests compare the implementations."""
+  from ladam_jax import _laplacian  # pylint: disable=g-import-not-at-top
+  with _laplacian.using_impl(impl):
+    return factory(*args, **kwargs)
+
+
+def laplacian(x, *args, impl=None, **kwargs):
+  """``ladam_jax.laplacian`` with the implementation ``impl``."""
+  import ladam_jax  # pylint: disable=g-import-not-at-top
+  return built_with(impl, ladam_jax.laplacian, x, *args, **kwargs)
+
+
+def scale_by_laplacian_adam(*args, impl=None, **kwargs):
+  """``ladam_jax.scale_by_laplacian_adam`` built with ``impl``."""
+  import ladam_jax  # pylint: disable=g-import-not-at-top
+  return built_with(impl, ladam_jax.scale_by_laplacian_adam, *args, **kwargs)
+
+
+COUPLING_ARGS = ("stencil", "min_spatial_size", "layout", "allow_unstable_c2",
+                 "partition_specs")
+
+
+def scale_by_mode(mode, c2, **kwargs):
+  """The reference's ``mode`` as a scale-by transform (what
+  ``ladam_jax.ladam`` chains before the learning rate; not ``weight_lap``).
+  The moments are ``optax.tree.get(state, 'nu')`` etc."""
+  import ladam_jax  # pylint: disable=g-import-not-at-top
+  if mode == "variance_lap":
+    return ladam_jax.scale_by_laplacian_adam(c2=c2, **kwargs)
+  if mode == "wave_variance":
+    return ladam_jax.scale_by_wave_variance(c2=c2, **kwargs)
+  assert mode == "update_lap", mode
+  import optax  # pylint: disable=g-import-not-at-top
+  coupling = {k: v for k, v in kwargs.items() if k in COUPLING_ARGS}
+  return optax.chain(ladam_jax.scale_by_laplacian_adam(c2=0.0, **kwargs),
+                     ladam_jax.add_update_laplacian(c2, **coupling))

@@ -129,7 +129,7 @@ def test_converges_in_scan(name, factory, kwargs, lr, target):
 
 def _static_args(factory):
   """Arguments inject_hyperparams cannot take (strings, dtypes, layouts)."""
-  names = ("mode", "stencil", "layout", "impl", "mu_dtype", "nu_dtype",
+  names = ("mode", "stencil", "layout", "mu_dtype", "nu_dtype",
            "velocity", "mask", "allow_unstable_c2", "min_spatial_size",
            "variance_floor")
   params = inspect.signature(factory).parameters

@@ -117,7 +117,7 @@ ALIASES = {
     "lssgd": (ladam_jax.lssgd, {}),
 }
 # Arguments that are not numeric hyperparameters.
-STATIC = {"mode", "stencil", "layout", "impl", "mu_dtype", "nu_dtype",
+STATIC = {"mode", "stencil", "layout", "mu_dtype", "nu_dtype",
           "velocity", "mask", "allow_unstable_c2", "partition_specs",
           "method", "target", "flatten", "min_spatial_size", "nesterov"}
 # (A learning-rate schedule adds a step count to the state in Optax's own

@@ -16,6 +16,7 @@ pytest.importorskip("flax")
 pytest.importorskip("scipy")
 
 import ladam_jax  # noqa: E402
+from ladam_jax import _laplacian  # noqa: E402
 from ladam_jax import experiments as bench  # noqa: E402
 from ladam_jax.experiments import _cli  # noqa: E402
 from ladam_jax.experiments import _controls  # noqa: E402
@@ -73,22 +74,33 @@ def test_parse_optimizers_adds_baselines():
 
 
 @pytest.mark.parametrize("name", sorted(_optimizers.OPTIMIZERS))
-def test_optimizers_take_the_laplacian_impl(name):
-  # Every ladam_jax optimizer gets ``impl`` (a bad one is refused by name);
-  # the Optax baselines, the Laplacian-free controls and LS-Adam (an FFT
-  # solve, no stencil kernel to choose) accept and ignore it.
+def test_every_optimizer_builds(name):
+  # Every optimizer builds from (lr, c2, total_steps), with the library's
+  # Laplacian implementation or one forced for the comparison of
+  # implementations; only the Chi-Anneal ones need total_steps.
   opt = _optimizers.OPTIMIZERS[name]
-  assert isinstance(opt.make(1e-3, 0.1, impl="shift", total_steps=10),
+  assert isinstance(opt.make(1e-3, 0.1, total_steps=10),
                     optax.GradientTransformation)
-  if name in ("adam", "rmsprop", "adam-chi", "adam-copy", "adam-floor",
-              "lsadam", "lsadam-nu"):
-    opt.make(1e-3, 0.1, impl="bogus", total_steps=10)
-  else:
-    with pytest.raises(ValueError, match="impl"):
-      opt.make(1e-3, 0.1, impl="bogus", total_steps=10)
+  with _laplacian.using_impl("shift"):
+    assert isinstance(opt.make(1e-3, 0.1, total_steps=10),
+                      optax.GradientTransformation)
   if "chi" in name:
     with pytest.raises(ValueError, match="total_steps"):
       opt.make(1e-3, 0.1)
+  else:
+    assert isinstance(opt.make(1e-3, 0.1), optax.GradientTransformation)
+
+
+def test_diagnosed_optimizers_describe_themselves():
+  # --diagnostics: the LAdam runs (not their controls) describe themselves
+  # to ladam_jax.smoothing_stats by c2 and their floor alone.
+  diagnosed = {n: o.diagnostics(1e-3) for n, o in
+               _optimizers.OPTIMIZERS.items() if o.diagnostics is not None}
+  assert diagnosed == {
+      "ladam": {"c2": 1e-3, "variance_floor": "eps"},
+      "ladam-floor0": {"c2": 1e-3, "variance_floor": 0.0},
+      "ladam-chi": {"c2": 1e-3, "variance_floor": "eps"},
+      "ladam-floor0-chi": {"c2": 1e-3, "variance_floor": 0.0}}
 
 
 def test_chi_anneal_optimizers_anneal_what_they_say():
@@ -246,7 +258,7 @@ def _fake(name, finals, steps=(0, 5, 10)):
 
 
 def test_sweep_held_out_choice_is_made_on_the_other_half():
-  task = dataclasses.replace(_tasks.CNN_DENOISE, metric="m", metrics=("m",))
+  task = dataclasses.replace(_tasks.CNN_DENOISE, metrics=("m",))
   base = _fake("adam", np.ones(4))
   # Cell a is best on seeds 0-1 and bad on 2-3; cell b is the opposite.
   a = _fake("a", [0.5, 0.5, 1.5, 1.5])
@@ -262,7 +274,7 @@ def test_sweep_held_out_choice_is_made_on_the_other_half():
 
 
 def test_diverged_runs_are_reported():
-  task = dataclasses.replace(_tasks.CNN_DENOISE, metric="m", metrics=("m",))
+  task = dataclasses.replace(_tasks.CNN_DENOISE, metrics=("m",))
   base = _fake("adam", [1.0, 1.0, 1.0])
   bad = _fake("ladam", [0.5, np.nan, np.inf])
   report = _report.Report(
@@ -281,7 +293,7 @@ def test_diverged_runs_are_reported():
     (["cnn-denoise", "--c2", "1e-3,1e-4"], "one value"),
     (["cnn-denoise", "--seeds", "0"], "integer >= 1"),
     (["mnist"], "invalid choice"),
-    (["cnn-denoise", "--impl", "fft"], "--impl"),
+    (["cnn-denoise", "--impl", "shift"], "unrecognized arguments: --impl"),
     (["cnn-denoise", "--lr", "-1"], "--lr must be a finite number > 0"),
     (["cnn-denoise", "--lr", "nan"], "--lr must be a finite number > 0"),
     (["cnn-denoise", "--sweep-steps", "2"], "c2-sweep only"),
@@ -460,7 +472,7 @@ def test_aa_control_runs_on_other_seeds(tmp_path):
 
 
 def _fake_report(finals_by_name, baselines, labels=None):
-  task = dataclasses.replace(_tasks.CNN_DENOISE, metric="m", metrics=("m",))
+  task = dataclasses.replace(_tasks.CNN_DENOISE, metrics=("m",))
   results = [_fake(n, f) for n, f in finals_by_name.items()]
   n = len(next(iter(finals_by_name.values())))
   return _report.Report(

@@ -261,18 +261,20 @@ import tempfile, jax, multi_device as md
 assert jax.device_count() == 8, jax.devices()
 diff, replicas = md.pmap_vs_single()
 assert diff <= 1e-6 and replicas, (diff, replicas)
-for impl in ("shift",):  # the default with several devices
-  diff, kept, ops = md.sharded_vs_unsharded(impl=impl)
-  assert diff <= 1e-6 and kept, (impl, diff, kept)
-  # The periodic wrap crosses shard boundaries through halo exchanges only.
-  assert ops["collective-permute"] > 0, ops
-  assert ops["all-gather"] == ops["all-to-all"] == ops["all-reduce"] == 0, ops
-# 'flat' flattens each field: still exact and sharding-preserving, but XLA
-# gathers column-sharded leaves, so it is not the default with >1 device.
-diff, kept, ops = md.sharded_vs_unsharded(impl="flat")
-assert diff <= 1e-6 and kept, ("flat", diff, kept)
 import ladam_jax
-assert ladam_jax.default_laplacian_impl() == "shift"
+from ladam_jax import _laplacian
+assert _laplacian.default_impl() == "shift"  # the choice with several devices
+diff, kept, ops = md.sharded_vs_unsharded()
+assert diff <= 1e-6 and kept, (diff, kept)
+# The periodic wrap crosses shard boundaries through halo exchanges only.
+assert ops["collective-permute"] > 0, ops
+assert ops["all-gather"] == ops["all-to-all"] == ops["all-reduce"] == 0, ops
+# 'flat' flattens each field: still exact and sharding-preserving, but XLA
+# gathers column-sharded leaves, so the library does not pick it there.
+with _laplacian.using_impl("flat"):
+  flat = ladam_jax.ladam(1e-2, c2=1e-2)
+diff, kept, ops = md.sharded_vs_unsharded(tx=flat)
+assert diff <= 1e-6 and kept, ("flat", diff, kept)
 diff, deleted = md.donated_step_works()
 assert diff == 0.0 and deleted, (diff, deleted)
 with tempfile.TemporaryDirectory() as tmp:

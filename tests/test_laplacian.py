@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import ladam_jax
-from _helpers import enable_x64, impls_here, numpy_laplacian_2d
+from _helpers import enable_x64, impls_here, laplacian, numpy_laplacian_2d
+from ladam_jax import _laplacian
 from ladam_jax import _layout
 
 SETTINGS = dict(deadline=None, max_examples=25, derandomize=True)
@@ -25,7 +26,7 @@ def test_matches_numpy_transcription_float64(impl, stencil):
   rng = np.random.default_rng(0)
   x = rng.standard_normal((7, 11))
   with enable_x64(True):
-    got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), stencil, impl=impl))
+    got = np.asarray(laplacian(jnp.asarray(x), stencil, impl=impl))
   np.testing.assert_allclose(got, numpy_laplacian_2d(x, stencil), rtol=0,
                              atol=1e-14)
 
@@ -33,24 +34,24 @@ def test_matches_numpy_transcription_float64(impl, stencil):
 @pytest.mark.parametrize("impl", impls_here())
 def test_one_dimensional_kernel(impl):
   x = jnp.arange(6.0) ** 2
-  got = ladam_jax.laplacian(x, impl=impl)
+  got = laplacian(x, impl=impl)
   expected = np.roll(np.asarray(x), 1) + np.roll(np.asarray(x), -1) - 2 * x
   np.testing.assert_allclose(got, expected, atol=1e-5)
-  np.testing.assert_array_equal(ladam_jax.laplacian(jnp.arange(3.0)), 0.0)
+  np.testing.assert_array_equal(laplacian(jnp.arange(3.0)), 0.0)
 
 
 def test_unit_impulse_gives_the_stencil():
   x = jnp.zeros((5, 5)).at[2, 2].set(6.0)
-  got = np.asarray(ladam_jax.laplacian(x))[1:4, 1:4]
+  got = np.asarray(laplacian(x))[1:4, 1:4]
   np.testing.assert_allclose(got, [[1, 4, 1], [4, -20, 4], [1, 4, 1]],
                              rtol=1e-6)
-  got5 = np.asarray(ladam_jax.laplacian(x / 6, "5point"))[1:4, 1:4]
+  got5 = np.asarray(laplacian(x / 6, "5point"))[1:4, 1:4]
   np.testing.assert_allclose(got5, [[0, 1, 0], [1, -4, 1], [0, 1, 0]])
 
 
 def test_wraps_around():
   x = jnp.zeros((4, 5)).at[0, 0].set(1.0)
-  got = np.asarray(ladam_jax.laplacian(x, "5point"))
+  got = np.asarray(laplacian(x, "5point"))
   assert got[3, 0] == 1.0 and got[0, 4] == 1.0 and got[1, 0] == 1.0
 
 
@@ -58,7 +59,7 @@ def test_wraps_around():
                                    (2, 3, 1, 1)])
 def test_too_small_fields_give_zero(shape):
   x = jnp.ones(shape) * 3.0
-  got = ladam_jax.laplacian(x)
+  got = laplacian(x)
   assert got.shape == x.shape
   np.testing.assert_array_equal(got, 0.0)
 
@@ -67,7 +68,7 @@ def test_too_small_fields_give_zero(shape):
 def test_keeps_dtype_and_shape(dtype):
   x = jnp.ones((3, 3, 4, 5), dtype)
   for impl in ("conv", "shift", "flat"):
-    got = ladam_jax.laplacian(x, impl=impl)
+    got = laplacian(x, impl=impl)
     assert got.dtype == dtype and got.shape == x.shape
 
 
@@ -76,7 +77,7 @@ def test_float64_constants_are_exact():
   with enable_x64(True):
     x = jnp.zeros((5, 5), jnp.float64).at[2, 2].set(1.0)
     for impl in ("conv", "shift", "flat"):
-      got = np.asarray(ladam_jax.laplacian(x, impl=impl))
+      got = np.asarray(laplacian(x, impl=impl))
       assert got.dtype == np.float64
       assert got[2, 2] == -20 / 6 and got[1, 2] == 4 / 6 and got[1, 1] == 1 / 6
 
@@ -90,9 +91,9 @@ def test_flax_layout_is_the_reference_field(impl, stencil, torch_shape):
   nd = w_t.ndim
   kernel = np.transpose(w_t, tuple(range(2, nd)) + (1, 0))  # Flax layout
   with enable_x64(True):
-    got = np.asarray(ladam_jax.laplacian(jnp.asarray(kernel), stencil,
+    got = np.asarray(laplacian(jnp.asarray(kernel), stencil,
                                          impl=impl))
-    via_torch = np.asarray(ladam_jax.laplacian(jnp.asarray(w_t), stencil,
+    via_torch = np.asarray(laplacian(jnp.asarray(w_t), stencil,
                                                "torch", impl=impl))
   expected_t = numpy_laplacian_2d(torch_view(w_t), stencil).reshape(torch_shape)
   np.testing.assert_allclose(via_torch, expected_t, atol=1e-13)
@@ -107,7 +108,7 @@ def test_custom_layout_with_batch_axes(impl):
   x = rng.standard_normal((6, 3, 5))
   layout = ladam_jax.LaplacianLayout(rows=(0,), cols=(-1,))
   with enable_x64(True):
-    got = np.asarray(ladam_jax.laplacian(jnp.asarray(x), layout=layout,
+    got = np.asarray(laplacian(jnp.asarray(x), layout=layout,
                                          impl=impl))
   for h in range(3):
     np.testing.assert_allclose(got[:, h, :],
@@ -117,9 +118,9 @@ def test_custom_layout_with_batch_axes(impl):
 
 def test_layout_none_and_one_dimensional_custom_layout():
   x = jnp.arange(24.0).reshape(4, 6) ** 2
-  np.testing.assert_array_equal(ladam_jax.laplacian(x, layout=None), 0.0)
+  np.testing.assert_array_equal(laplacian(x, layout=None), 0.0)
   rows_only = ladam_jax.LaplacianLayout(rows=(1,))  # each row a periodic line
-  got = np.asarray(ladam_jax.laplacian(x, layout=rows_only))
+  got = np.asarray(laplacian(x, layout=rows_only))
   xn = np.asarray(x)
   np.testing.assert_allclose(
       got, np.roll(xn, 1, 1) + np.roll(xn, -1, 1) - 2 * xn, rtol=1e-6)
@@ -134,7 +135,7 @@ def test_layout_none_and_one_dimensional_custom_layout():
 ])
 def test_bad_arguments_raise(bad, match):
   with pytest.raises(ValueError, match=match):
-    ladam_jax.laplacian(jnp.ones((4, 4)), **bad)
+    laplacian(jnp.ones((4, 4)), **bad)
 
 
 def test_layout_needs_rows():
@@ -157,9 +158,9 @@ shapes = st.one_of(
                   seed=st.integers(0, 2**16))
 def test_properties(shape, stencil, layout, seed):
   x = jax.random.normal(jax.random.key(seed), shape)
-  conv = ladam_jax.laplacian(x, stencil, layout, impl="conv")
-  shift = ladam_jax.laplacian(x, stencil, layout, impl="shift")
-  flat = ladam_jax.laplacian(x, stencil, layout, impl="flat")
+  conv = laplacian(x, stencil, layout, impl="conv")
+  shift = laplacian(x, stencil, layout, impl="shift")
+  flat = laplacian(x, stencil, layout, impl="flat")
   scale = float(jnp.max(jnp.abs(x))) + 1e-30
   # the fast paths equal the lax.conv path
   assert float(jnp.max(jnp.abs(conv - shift))) <= 1e-6 * scale * 8
@@ -167,7 +168,7 @@ def test_properties(shape, stencil, layout, seed):
   # it sums to zero over each (periodic) field
   assert abs(float(jnp.sum(shift))) <= 1e-4 * scale * x.size
   # the Laplacian of a constant field is zero
-  const = ladam_jax.laplacian(jnp.full(shape, 2.5), stencil, layout)
+  const = laplacian(jnp.full(shape, 2.5), stencil, layout)
   np.testing.assert_allclose(const, 0.0, atol=1e-5)
 
 
@@ -178,8 +179,8 @@ def test_properties(shape, stencil, layout, seed):
                   seed=st.integers(0, 2**16))
 def test_commutes_with_transpose(h, w, stencil, seed):
   x = jax.random.normal(jax.random.key(seed), (h, w))
-  np.testing.assert_allclose(ladam_jax.laplacian(x.T, stencil),
-                             ladam_jax.laplacian(x, stencil).T, atol=1e-6)
+  np.testing.assert_allclose(laplacian(x.T, stencil),
+                             laplacian(x, stencil).T, atol=1e-6)
 
 
 def test_field_spec_of_named_layouts():
@@ -221,32 +222,32 @@ def test_flat_row_plan_matches_conv_float64(shape, layout, planned, stencil):
     assert rows == list(range(spec.field[0]))
   x = np.random.default_rng(3).standard_normal(shape)
   with enable_x64(True):
-    conv = ladam_jax.laplacian(jnp.asarray(x), stencil, layout, impl="conv")
-    flat = ladam_jax.laplacian(jnp.asarray(x), stencil, layout, impl="flat")
+    conv = laplacian(jnp.asarray(x), stencil, layout, impl="conv")
+    flat = laplacian(jnp.asarray(x), stencil, layout, impl="flat")
   np.testing.assert_allclose(flat, conv, rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("layout", ["flax", "torch"])
 def test_flat_vmap_and_float32_bound(layout):
   x = jax.random.normal(jax.random.key(4), (3, 3, 3, 8, 16))
-  flat = jax.vmap(lambda y: ladam_jax.laplacian(y, layout=layout,
+  flat = jax.vmap(lambda y: laplacian(y, layout=layout,
                                                 impl="flat"))(x)
-  conv = jnp.stack([ladam_jax.laplacian(y, layout=layout, impl="conv")
+  conv = jnp.stack([laplacian(y, layout=layout, impl="conv")
                     for y in x])
   rel = float(jnp.max(jnp.abs(flat - conv)) / jnp.max(jnp.abs(conv)))
   assert rel <= 1e-6, rel
 
 
 def test_default_impl_is_flat_on_one_cpu_or_gpu_device(monkeypatch):
-  assert ladam_jax.default_laplacian_impl() == (
+  assert _laplacian.default_impl() == (
       "flat" if jax.device_count() == 1 else "shift")
   monkeypatch.setattr(jax, "device_count", lambda: 1)
   monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
-  assert ladam_jax.default_laplacian_impl() == "shift"
+  assert _laplacian.default_impl() == "shift"
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert ladam_jax.default_laplacian_impl() == "flat"
+  assert _laplacian.default_impl() == "flat"
   monkeypatch.setattr(jax, "device_count", lambda: 4)
-  assert ladam_jax.default_laplacian_impl() == "shift"
+  assert _laplacian.default_impl() == "shift"
 
 
 def test_resolve_impl_decides_per_leaf(monkeypatch):
@@ -261,7 +262,7 @@ def test_resolve_impl_decides_per_leaf(monkeypatch):
   assert resolve("flat", *dense, f32) == "flat"
   assert resolve("flat", *line, f32) == "shift"  # no memory-row plan in 1-D
   assert resolve("flat", *tiny, f32) is None  # a side < 3: L is zero
-  assert resolve(None, *dense, f32) == ladam_jax.default_laplacian_impl()
+  assert resolve(None, *dense, f32) == _laplacian.default_impl()
   monkeypatch.setattr(_pallas, "on_gpu", lambda: False)
   assert resolve("pallas", *dense, f32) == "flat"  # no GPU
   assert resolve("pallas_interpret", *dense, f32) == "pallas_interpret"

@@ -7,6 +7,7 @@ Pallas' Triton lowering accepts them. Their speed is measured on a GPU by
 ``benchmarks/bench_update.py --impls flat,pallas``.
 """
 
+import functools
 import re
 
 import jax
@@ -16,7 +17,7 @@ import optax
 import pytest
 
 import ladam_jax
-from _helpers import enable_x64
+from _helpers import built_with, enable_x64, laplacian, scale_by_laplacian_adam
 from ladam_jax import _layout
 from ladam_jax import _pallas
 
@@ -43,16 +44,16 @@ CASES = [((33, 130), "flax", "9point"), ((20, 37), "flax", "5point"),
 def test_kernel_laplacian_matches_float64_conv(shape, layout, stencil):
   layout = batch_layout() if layout == "batch" else layout
   x = jax.random.normal(jax.random.key(len(shape)), shape, jnp.float32)
-  fn = lambda x: ladam_jax.laplacian(x, stencil, layout, impl="pallas_interpret")
+  fn = lambda x: laplacian(x, stencil, layout, impl="pallas_interpret")
   assert count_kernels(fn, x) == 1
   got = np.asarray(fn(x))
   with enable_x64(True):
-    expected = np.asarray(ladam_jax.laplacian(
+    expected = np.asarray(laplacian(
         jnp.asarray(x, jnp.float64), stencil, layout, impl="conv"))
   np.testing.assert_allclose(got, expected, rtol=0,
                              atol=1e-6 * np.abs(expected).max())
   # The same sums in the same order as impl='flat'.
-  flat = np.asarray(ladam_jax.laplacian(x, stencil, layout, impl="flat"))
+  flat = np.asarray(laplacian(x, stencil, layout, impl="flat"))
   np.testing.assert_allclose(got, flat, rtol=0,
                              atol=2e-7 * np.abs(expected).max())
 
@@ -62,9 +63,9 @@ def test_other_dtypes_and_fields_use_flat(dtype):
   with enable_x64(True):
     for x in (jnp.ones((8, 9), dtype).at[2, 3].set(7),
               jnp.arange(12.0, dtype=dtype)):  # a 1-D field
-      fn = lambda x: ladam_jax.laplacian(x, impl="pallas_interpret")
+      fn = lambda x: laplacian(x, impl="pallas_interpret")
       assert count_kernels(fn, x) == 0
-      np.testing.assert_array_equal(fn(x), ladam_jax.laplacian(x, impl="flat"))
+      np.testing.assert_array_equal(fn(x), laplacian(x, impl="flat"))
 
 
 def tree():
@@ -102,7 +103,7 @@ C2 = {"dense": 0.3, "conv": 0.2, "small": 0.1, "b": 0.1, "off": 0.0}
                                                     ("5point", 0.0)])
 def test_fused_adam_matches_flat(stencil, variance_floor):
   params = tree()
-  make = lambda impl: ladam_jax.scale_by_laplacian_adam(
+  make = lambda impl: scale_by_laplacian_adam(
       allow_unstable_c2=True,
       c2=C2, stencil=stencil, variance_floor=variance_floor, impl=impl)
   expected = run(make("flat"), params)
@@ -121,7 +122,7 @@ def test_fused_adam_non_finite_entries_match_flat():
   params = {"dense": jnp.zeros((40, 48)), "conv": jnp.zeros((3, 3, 16, 32))}
   spiked = lambda g: g.at[(1,) * g.ndim].set(2e19).at[(2,) * g.ndim].set(
       jnp.nan)
-  make = lambda impl: ladam_jax.scale_by_laplacian_adam(c2=0.1, impl=impl)
+  make = lambda impl: scale_by_laplacian_adam(c2=0.1, impl=impl)
 
   def steps(tx):
     state, outs = tx.init(params), []
@@ -146,8 +147,15 @@ def test_fused_adam_traced_hyperparameters():
   params = {"dense": jnp.zeros((40, 48)), "conv": jnp.zeros((3, 3, 16, 32))}
 
   def make(impl):
-    return optax.inject_hyperparams(ladam_jax.scale_by_laplacian_adam)(
-        b1=0.8, b2=0.99, eps=1e-6, c2=0.25, impl=impl)
+    # inject_hyperparams builds the transform at init and update: inside
+    # the implementation's context.
+    @functools.wraps(ladam_jax.scale_by_laplacian_adam)  # its signature
+    def factory(*args, **kwargs):
+      return built_with(impl, ladam_jax.scale_by_laplacian_adam, *args,
+                        **kwargs)
+
+    return optax.inject_hyperparams(factory)(b1=0.8, b2=0.99, eps=1e-6,
+                                             c2=0.25)
 
   def steps(tx):
     state = tx.init(params)
@@ -179,7 +187,7 @@ def test_fused_adam_traced_hyperparameters():
 @pytest.mark.slow
 def test_fused_adam_under_vmap():
   params = {"dense": jnp.zeros((2, 40, 48))}  # a batch of 2 (40, 48) trees
-  tx = ladam_jax.scale_by_laplacian_adam(
+  tx = scale_by_laplacian_adam(
       allow_unstable_c2=True, c2=0.3, impl="pallas_interpret")
   one = {"dense": jnp.zeros((40, 48))}
   state = jax.vmap(tx.init)(params)
@@ -197,13 +205,14 @@ def test_other_transforms_use_flat():
   modes keep the stencil inside XLA's fusion ('flat'), no standalone
   Laplacian kernel between XLA loops."""
   params = tree()
-  unstable = dict(c2=C2, allow_unstable_c2=True, impl="pallas_interpret")
-  for tx in (ladam_jax.scale_by_laplacian_adam(mode="update_lap", **unstable),
-             ladam_jax.lrmsprop(1e-3, **unstable),
-             ladam_jax.ladam(1e-3, mode="weight_lap", **unstable)):
+  unstable = dict(c2=C2, allow_unstable_c2=True)
+  for tx in built_with("pallas_interpret", lambda: (
+      ladam_jax.ladam(1e-3, mode="update_lap", **unstable),
+      ladam_jax.lrmsprop(1e-3, **unstable),
+      ladam_jax.ladam(1e-3, mode="weight_lap", **unstable))):
     assert count_kernels(lambda g, s: tx.update(g, s, params), params,
                          tx.init(params)) == 0
-  tx = ladam_jax.ladamw(1e-3, **unstable)
+  tx = built_with("pallas_interpret", ladam_jax.ladamw, 1e-3, **unstable)
   assert count_kernels(lambda g, s: tx.update(g, s, params), params,
                        tx.init(params)) == 2
 
@@ -215,7 +224,7 @@ def test_on_gpu_pallas_runs_the_fused_kernels():
   with the numbers of 'flat'."""
   assert _pallas.on_gpu()
   params = tree()
-  make = lambda impl: ladam_jax.scale_by_laplacian_adam(
+  make = lambda impl: scale_by_laplacian_adam(
       allow_unstable_c2=True, c2=C2, impl=impl)
   tx = make("pallas")
   assert count_kernels(tx.update, params, tx.init(params)) == 2
@@ -230,11 +239,11 @@ def test_off_gpu_pallas_is_flat():
   """Without a GPU impl='pallas' compiles to 'flat'."""
   assert not _pallas.on_gpu()
   params = tree()
-  tx = ladam_jax.scale_by_laplacian_adam(
+  tx = scale_by_laplacian_adam(
       allow_unstable_c2=True, c2=C2, impl="pallas")
   assert count_kernels(tx.update, params, tx.init(params)) == 0
   got = run(tx, params, steps=2)
-  expected = run(ladam_jax.scale_by_laplacian_adam(
+  expected = run(scale_by_laplacian_adam(
       allow_unstable_c2=True, c2=C2, impl="flat"), params, steps=2)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
     np.testing.assert_array_equal(a, b)
@@ -264,7 +273,7 @@ def test_fused_kernel_takes_float32_leaves_only():
   params["bf16"] = jnp.zeros((40, 48), jnp.bfloat16)  # no kernel: flat
   # mu_dtype=bfloat16 (moments not float32): no fused kernel, all 'flat'.
   for mu_dtype, kernels in ((None, 2), (jnp.bfloat16, 0)):
-    tx = ladam_jax.scale_by_laplacian_adam(
+    tx = scale_by_laplacian_adam(
         allow_unstable_c2=True, c2=C2 | {"bf16": 0.1},
         impl="pallas_interpret", mu_dtype=mu_dtype)
     assert count_kernels(tx.update, params, tx.init(params)) == kernels

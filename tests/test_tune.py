@@ -54,12 +54,12 @@ def test_trials_in_one_program_equal_separate_runs(task_name, name="ladam"):
   trials = _train.train_seeds(
       task, type(size)(size.seeds * 2, size.steps, size.eval_every,
                        size.options),
-      opt.build(None, {k: v[0] for k, v in points.items()}),
+      opt.build({k: v[0] for k, v in points.items()}),
       prepared=_tune._tile(prepared, 2),  # pylint: disable=protected-access
       hyperparams={k: np.repeat(v, size.seeds) for k, v in points.items()})
   for i in range(2):
     alone = _train.train_seeds(
-        task, size, opt.build(None, {k: v[i] for k, v in points.items()}),
+        task, size, opt.build({k: v[i] for k, v in points.items()}),
         prepared=prepared)
     np.testing.assert_allclose(
         trials.curves[i * size.seeds:(i + 1) * size.seeds], alone.curves,
@@ -75,7 +75,7 @@ def test_hyperparams_need_an_injected_optimizer():
   with pytest.raises(ValueError, match="inject_hyperparams"):
     _train._set_hyperparams(  # pylint: disable=protected-access
         optax.adam(1e-3).init(params), {"learning_rate": 1.0})
-  state = _tune.TUNABLE["adam"].build(None, {"learning_rate": 1e-3}).init(
+  state = _tune.TUNABLE["adam"].build({"learning_rate": 1e-3}).init(
       params)
   with pytest.raises(ValueError, match="Unknown hyperparameters"):
     _train._set_hyperparams(state, {"c2": 1.0})  # pylint: disable=protected-access

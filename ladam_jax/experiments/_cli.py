@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
+import json
 import math
 import os
 import sys
@@ -53,7 +55,6 @@ from typing import Optional, Sequence
 
 import jax
 
-from ladam_jax import _laplacian
 from ladam_jax.experiments import _diagnose
 from ladam_jax.experiments import _optimizers
 from ladam_jax.experiments import _report
@@ -101,27 +102,31 @@ def _need_bench() -> Optional[int]:
   return 2
 
 
-def _floats(text: str) -> list[float]:
+def _checked(text: str, parse, valid, unparsable: str, invalid: str):
+  """``parse(text)`` if it parses and the value is ``valid``; otherwise an
+  ``argparse`` error with the message ``unparsable`` or ``invalid``."""
   try:
-    values = [float(s) for s in text.split(",") if s.strip()]
+    value = parse(text)
   except ValueError:
-    raise argparse.ArgumentTypeError(
-        f"--c2 takes numbers separated by commas, got {text!r}") from None
-  if not values or any(not math.isfinite(v) or v < 0 for v in values):
-    raise argparse.ArgumentTypeError(
-        f"--c2 takes finite numbers >= 0 separated by commas, got {text!r}")
-  return values
+    raise argparse.ArgumentTypeError(unparsable) from None
+  if not valid(value):
+    raise argparse.ArgumentTypeError(invalid)
+  return value
+
+
+def _floats(text: str) -> list[float]:
+  return _checked(
+      text, lambda t: [float(s) for s in t.split(",") if s.strip()],
+      lambda values: bool(values) and all(math.isfinite(v) and v >= 0
+                                    for v in values),
+      f"--c2 takes numbers separated by commas, got {text!r}",
+      f"--c2 takes finite numbers >= 0 separated by commas, got {text!r}")
 
 
 def _positive(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f"expected an integer >= 1, got {text!r}") from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-  return value
+  return _checked(text, int, lambda value: value >= 1,
+                  f"expected an integer >= 1, got {text!r}",
+                  f"expected an integer >= 1, got {text}")
 
 
 def _positive_list(text: str) -> list[int]:
@@ -129,23 +134,10 @@ def _positive_list(text: str) -> list[int]:
 
 
 def _learning_rate(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f"--lr takes a number, got {text!r}") from None
-  if not math.isfinite(value) or value <= 0:
-    raise argparse.ArgumentTypeError(
-        f"--lr must be a finite number > 0, got {text}")
-  return value
-
-
-def add_impl_argument(parser: argparse.ArgumentParser) -> None:
-  """``--impl``: the Laplacian implementation of ladam_jax's optimizers."""
-  parser.add_argument(
-      "--impl", choices=_laplacian.IMPLS, default=None,
-      help="Laplacian implementation of the ladam_jax optimizers (default: "
-      "ladam_jax.default_laplacian_impl() for the platform in use)")
+  return _checked(text, float,
+                  lambda value: math.isfinite(value) and value > 0,
+                  f"--lr takes a number, got {text!r}",
+                  f"--lr must be a finite number > 0, got {text}")
 
 
 def _task_defaults() -> str:
@@ -222,7 +214,6 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed-batching", choices=list(_train.SEED_BATCHING),
                  help="vmap over random seeds or loop over them (default: "
                  "the faster on CPU for the task)")
-  add_impl_argument(p)
   p.add_argument("--out", default=DEFAULT_OUT,
                  help=f"output directory (default ./{DEFAULT_OUT})")
   p.add_argument("--diagnostics", action="store_true",
@@ -265,17 +256,22 @@ class Run:
   # Size options of this run (a model variant: {'variant': name}).
   options: tuple = ()
 
+  @classmethod
+  def of(cls, opt: _optimizers.BenchOptimizer, lr: float, c2: float) -> Run:
+    """The run of the bench optimizer ``opt`` at ``lr`` and ``c2``."""
+    return cls(opt.name, opt.baseline, opt.label, opt.make, lr, c2,
+               opt.seed_offset, opt.diagnostics)
+
 
 def _run_size(size, run: Run):
   return (dataclasses.replace(size, options=dict(size.options, **dict(
       run.options))) if run.options else size)
 
 
-def _variant_runs(task, runs: list[Run], variants) -> list[Run]:
+def _variant_runs(runs: list[Run], variants) -> list[Run]:
   """Every optimizer run once per model variant: named 'VARIANT:OPTIMIZER',
   paired with the first variant under the same optimizer, and (first
   variant only) with the optimizer's baseline."""
-  del task
   base = variants[0]
   out = []
   for variant in variants:
@@ -288,48 +284,61 @@ def _variant_runs(task, runs: list[Run], variants) -> list[Run]:
   return out
 
 
-def _runs(task, args, parser) -> list[Run]:
+def _sweep_runs(names: list[str], lr: float, grid) -> list[Run]:
+  """c2-sweep's runs: a baseline once (at c2 0), every other optimizer once
+  per c2 of ``grid`` (named by :func:`_sweep.cell_name`)."""
+  runs = []
+  for name in names:
+    opt = _optimizers.OPTIMIZERS[name]
+    if opt.baseline is None:
+      runs.append(Run(name, None, opt.label, opt.make, lr, 0.0))
+      continue
+    for c2 in grid:
+      runs.append(Run(_sweep.cell_name(name, c2), opt.baseline,
+                      f"{opt.label} c2={c2:g}", opt.make, lr, c2))
+  return runs
+
+
+def _optimizer_names(task, args, parser) -> list[str]:
+  """--optimizers (or the default of the task or of c2-sweep), checked,
+  with the baselines added."""
   spec = args.optimizers or (
       SWEEP_OPTIMIZERS if args.task == SWEEP
       else ",".join(task.optimizers or _optimizers.DEFAULT_OPTIMIZERS))
   try:
-    names = _optimizers.parse_optimizers(spec)
+    return _optimizers.parse_optimizers(spec)
   except ValueError as e:
     parser.error(str(e))
+
+
+def _variants(task, args, parser) -> tuple:
+  """The model variants to run: --variants, checked, or the task's own."""
+  if args.variants and not task.variants:
+    parser.error(f"--variants: {task.name} has no model variants")
+  if not args.variants:
+    return task.variants
+  variants = tuple(dict.fromkeys(
+      v.strip() for v in args.variants.split(",") if v.strip()))
+  bad = [v for v in variants if v not in _task.NORMS]
+  if bad or not variants:
+    parser.error(f"--variants: unknown {bad or variants!r}; choose from "
+                 f"{_task.NORMS}")
+  return variants
+
+
+def _runs(task, args, parser) -> list[Run]:
+  """Every run of the command line, in order, baselines first."""
+  names = _optimizer_names(task, args, parser)
   lr = task.learning_rate if args.lr is None else args.lr
   if args.task == SWEEP:
-    grid = args.c2 or list(SWEEP_GRID)
-    runs = []
-    for name in names:
-      opt = _optimizers.OPTIMIZERS[name]
-      if opt.baseline is None:
-        runs.append(Run(name, None, opt.label, opt.make, lr, 0.0))
-        continue
-      for c2 in grid:
-        runs.append(Run(_sweep.cell_name(name, c2), opt.baseline,
-                        f"{opt.label} c2={c2:g}", opt.make, lr, c2))
-    return runs
+    return _sweep_runs(names, lr, args.c2 or list(SWEEP_GRID))
   if args.c2 is not None and len(args.c2) != 1:
     parser.error("--c2 takes one value for this task (a grid only for "
                  "c2-sweep)")
   c2 = task.c2 if args.c2 is None else args.c2[0]
-  runs = [Run(n, _optimizers.OPTIMIZERS[n].baseline,
-              _optimizers.OPTIMIZERS[n].label, _optimizers.OPTIMIZERS[n].make,
-              lr, c2, _optimizers.OPTIMIZERS[n].seed_offset,
-              _optimizers.OPTIMIZERS[n].diagnostics) for n in names]
-  if args.variants and not task.variants:
-    parser.error(f"--variants: {task.name} has no model variants")
-  if not task.variants:
-    return runs
-  variants = task.variants
-  if args.variants:
-    variants = tuple(dict.fromkeys(
-        v.strip() for v in args.variants.split(",") if v.strip()))
-    bad = [v for v in variants if v not in _task.NORMS]
-    if bad or not variants:
-      parser.error(f"--variants: unknown {bad or variants!r}; choose from "
-                   f"{_task.NORMS}")
-  return _variant_runs(task, runs, variants)
+  runs = [Run.of(_optimizers.OPTIMIZERS[n], lr, c2) for n in names]
+  variants = _variants(task, args, parser)
+  return _variant_runs(runs, variants) if variants else runs
 
 
 def _check_out(out: str, parser) -> None:
@@ -426,7 +435,6 @@ def build_tune_parser() -> argparse.ArgumentParser:
                     help="the reference's sizes")
   size.add_argument("--tiny", action="store_true",
                     help="a seconds-long smoke run (tests)")
-  add_impl_argument(p)
   p.add_argument("--out", default=DEFAULT_OUT,
                  help=f"output directory (default ./{DEFAULT_OUT})")
   p.add_argument("--no-plot", action="store_true", help="write no PNG")
@@ -457,7 +465,7 @@ def tune_main(argv: Sequence[str]) -> int:
   t0 = time.perf_counter()
   record = _tune.tune(task, size, names, budget=args.budget,
                       tune_seeds=tune_seeds, base_seed=args.base_seed,
-                      impl=args.impl, search_seed=args.search_seed,
+                      search_seed=args.search_seed,
                       progress=bar.update if bar is not None else None)
   if bar is not None:
     bar.close()
@@ -480,6 +488,18 @@ def tune_main(argv: Sequence[str]) -> int:
   return 0
 
 
+def _read_json(path: str):
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _tune_records(directory: str) -> list[dict]:
+  """Every ``tune-TASK.json`` of ``directory`` (not tune-summary.json),
+  in the order of their paths."""
+  paths = sorted(glob.glob(os.path.join(directory, "tune-*.json")))
+  return [_read_json(p) for p in paths if not p.endswith("tune-summary.json")]
+
+
 def tune_summary_main(argv: Sequence[str]) -> int:
   """``ladam-bench tune-summary DIR``: every DIR/tune-TASK.json together."""
   p = argparse.ArgumentParser(
@@ -493,17 +513,10 @@ def tune_summary_main(argv: Sequence[str]) -> int:
                  help="no progress bar (tune-summary trains nothing, so it "
                  "never shows one; accepted as by every command)")
   args = p.parse_args(argv)
-  import glob  # pylint: disable=import-outside-toplevel
-  import json  # pylint: disable=import-outside-toplevel
-  paths = sorted(f for f in glob.glob(os.path.join(args.dir, "tune-*.json"))
-                 if not f.endswith("tune-summary.json"))
-  if not paths:
+  records = _tune_records(args.dir)
+  if not records:
     p.error(f"no tune-TASK.json in {args.dir!r}: run `ladam-bench tune TASK "
             f"--out {args.dir}` first")
-  records = []
-  for path in paths:
-    with open(path, encoding="utf-8") as f:
-      records.append(json.load(f))
   md, js, png = _tune.summarize(records, args.dir, plot=not args.no_plot)
   with open(md, encoding="utf-8") as f:
     print(f.read())
@@ -522,10 +535,25 @@ def _backend_of(md_path: str) -> Optional[str]:
   return match.group(1) if match else None
 
 
+def _redrawn(record: dict, stem: str, plot: bool):
+  """(markdown, PNG path or None) of a task or tune record, the PNG drawn
+  at ``stem.png`` when ``plot``; None for any other JSON."""
+  if _report.is_task_record(record):
+    if not record.get("backend"):
+      record = dict(record, backend=_backend_of(stem + ".md"))
+    md = _report.render_markdown(record)
+    draw = lambda png: _report.plot_record(png, record)  # noqa: E731
+  elif _tune.is_tune_record(record):
+    report = _tune.TuneReport(record)
+    md, draw = report.markdown(), report.plot
+  else:
+    return None
+  png = stem + ".png" if plot else None
+  return md, (png if png is not None and draw(png) else None)
+
+
 def report_main(argv: Sequence[str]) -> int:
   """``ladam-bench report DIR``: every report in DIR redrawn from its JSON."""
-  import glob  # pylint: disable=import-outside-toplevel
-  import json  # pylint: disable=import-outside-toplevel
   p = argparse.ArgumentParser(
       prog=f"ladam-bench {REPORT}",
       description="Redraws the reports in DIR from their JSON records, "
@@ -546,36 +574,19 @@ def report_main(argv: Sequence[str]) -> int:
     stem = os.path.splitext(path)[0]
     if os.path.basename(path) == "tune-summary.json":
       continue
-    with open(path, encoding="utf-8") as f:
-      record = json.load(f)
-    if _report.is_task_record(record):
-      if not record.get("backend"):
-        record = dict(record, backend=_backend_of(stem + ".md"))
-      md = _report.render_markdown(record)
-      png = None if args.no_plot else stem + ".png"
-      if png is not None and not _report.plot_record(png, record):
-        png = None
-    elif _tune.is_tune_record(record):
-      tuned = True
-      report = _tune.TuneReport(record)
-      md = report.markdown()
-      png = None if args.no_plot else stem + ".png"
-      if png is not None and not report.plot(png):
-        png = None
-    else:
+    record = _read_json(path)
+    redrawn = _redrawn(record, stem, plot=not args.no_plot)
+    if redrawn is None:
       if not args.quiet:
         print(f"skipped {path}: not a ladam-bench task or tune record")
       continue
+    tuned = tuned or _tune.is_tune_record(record)
+    md, png = redrawn
     with open(stem + ".md", "w", encoding="utf-8") as f:
       f.write(md)
     written += [stem + ".md"] + ([png] if png else [])
   if tuned and os.path.exists(os.path.join(args.dir, "tune-summary.json")):
-    records = []
-    for path in sorted(glob.glob(os.path.join(args.dir, "tune-*.json"))):
-      if not path.endswith("tune-summary.json"):
-        with open(path, encoding="utf-8") as f:
-          records.append(json.load(f))
-    written += [x for x in _tune.summarize(records, args.dir,
+    written += [x for x in _tune.summarize(_tune_records(args.dir), args.dir,
                                            plot=not args.no_plot) if x]
   print("\n".join(f"wrote {x}" for x in written))
   return 0
@@ -612,8 +623,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   txs = {}
   for run in runs:  # invalid hyperparameters fail here, before any training
     try:
-      txs[run.name] = run.make(run.lr, run.c2, impl=args.impl,
-                               total_steps=size.steps)
+      txs[run.name] = run.make(run.lr, run.c2, total_steps=size.steps)
     except ValueError as e:
       parser.error(f"{run.name}: {e}")
   reference = []
@@ -647,8 +657,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       one = jax.tree.map(lambda x: x[0], prepare(run).params)
       leaves = _diagnose.pick_leaves(one["params"] if task.stateful else one,
                                      run.c2)
-      diagnose = _diagnose.make_diagnose(run.diagnostics(run.c2, args.impl),
-                                         leaves)
+      diagnose = _diagnose.make_diagnose(run.diagnostics(run.c2), leaves)
     results.append(_train.train_seeds(
         task, _run_size(size, run), txs[run.name], name=run.name,
         seed_batching=args.seed_batching, prepared=prepare(run),

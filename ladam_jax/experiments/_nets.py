@@ -7,6 +7,7 @@ as the reference's scripts) or ``'flax'`` (Flax's defaults); see
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -103,27 +104,44 @@ class Block(nn.Module):
   def __call__(self, x):
     b, n, d = x.shape
     hd = self.dim // self.heads
-    dense = lambda f, fan_in, name: _torch_init.dense(  # noqa: E731
-        f, fan_in, self.init_scheme, name=name)
+    dense = functools.partial(_torch_init.dense, init=self.init_scheme)
     h = nn.LayerNorm(name="norm1")(x)
-    q, k, v = (dense(self.dim, d, name)(h).reshape(b, n, self.heads, hd)
+    q, k, v = (dense(self.dim, d, name=name)(h).reshape(b, n, self.heads, hd)
                for name in ("query", "key", "value"))
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(hd)
     if self.causal:
       scores = jnp.where(jnp.tril(jnp.ones((n, n), bool)), scores, -jnp.inf)
     att = jax.nn.softmax(scores)
     o = jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, n, d)
-    x = x + dense(self.dim, d, "out")(o)
+    x = x + dense(self.dim, d, name="out")(o)
     h = nn.LayerNorm(name="norm2")(x)
-    h = dense(2 * self.dim, d, "mlp_in")(h)
-    return x + dense(self.dim, 2 * self.dim, "mlp_out")(nn.gelu(h))
+    h = dense(2 * self.dim, d, name="mlp_in")(h)
+    return x + dense(self.dim, 2 * self.dim, name="mlp_out")(nn.gelu(h))
 
 
-class DigitsTransformer(nn.Module):
-  """8×8 digit images as 16 patches of 2×2 pixels → transformer → 10 classes."""
+class _Transformer(nn.Module):
+  """What the two transformers share: learned positions, ``layers``
+  pre-norm :class:`Block` s (``block_0``, ...) of ``dim`` features and
+  ``heads`` heads, and a final LayerNorm (``norm_out``). A subclass holds
+  ``init_scheme`` and calls :meth:`encode` from its ``__call__``."""
   dim: int
   heads: int
   layers: int
+
+  def encode(self, x, positions: int, causal: bool = False):
+    """``x`` (batch, tokens, dim), tokens <= ``positions``, plus the first
+    rows of the ``pos_embed`` table, through the blocks and the LayerNorm."""
+    pos = self.param("pos_embed", nn.initializers.normal(0.02),
+                     (positions, self.dim))
+    x = x + pos[:x.shape[-2]]
+    for i in range(self.layers):
+      x = Block(self.dim, self.heads, self.init_scheme, causal=causal,
+                name=f"block_{i}")(x)
+    return nn.LayerNorm(name="norm_out")(x)
+
+
+class DigitsTransformer(_Transformer):
+  """8×8 digit images as 16 patches of 2×2 pixels → transformer → 10 classes."""
   init_scheme: str = "torch"
 
   @nn.compact
@@ -132,11 +150,7 @@ class DigitsTransformer(nn.Module):
     patches = images.reshape(b, 4, 2, 4, 2).transpose(0, 1, 3, 2, 4)
     x = _torch_init.dense(self.dim, 4, self.init_scheme, name="patch_embed")(
         patches.reshape(b, 16, 4))
-    pos = self.param("pos_embed", nn.initializers.normal(0.02), (16, self.dim))
-    x = x + pos
-    for i in range(self.layers):
-      x = Block(self.dim, self.heads, self.init_scheme, name=f"block_{i}")(x)
-    x = nn.LayerNorm(name="norm_out")(x).mean(axis=1)
+    x = self.encode(x, positions=16).mean(axis=1)
     return _torch_init.dense(10, self.dim, self.init_scheme, name="head")(x)
 
 
@@ -177,16 +191,12 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    conv = functools.partial(_torch_init.conv, init=self.init_scheme)
     cin = x.shape[-1]
-
-    def conv(features, kernel_size, in_features, stride=1):
-      return _torch_init.conv(features, kernel_size, in_features,
-                              self.init_scheme, strides=stride)
-
-    h = nn.relu(conv(self.features, (3, 3), cin, self.stride)(x))
+    h = nn.relu(conv(self.features, (3, 3), cin, strides=self.stride)(x))
     h = conv(self.features, (3, 3), self.features)(h)
     if self.stride != 1 or cin != self.features:
-      x = conv(self.features, (1, 1), cin, self.stride)(x)
+      x = conv(self.features, (1, 1), cin, strides=self.stride)(x)
     return nn.relu(x + h)
 
 
@@ -206,11 +216,8 @@ class SmallResNet(nn.Module):
     return _torch_init.dense(10, x.shape[-1], self.init_scheme)(x)
 
 
-class CharTransformer(nn.Module):
+class CharTransformer(_Transformer):
   """Byte embedding + positions → causal pre-norm blocks → 256 logits."""
-  dim: int
-  heads: int
-  layers: int
   context: int
   init_scheme: str = "torch"
 
@@ -218,11 +225,5 @@ class CharTransformer(nn.Module):
   def __call__(self, tokens):
     x = nn.Embed(256, self.dim, embedding_init=nn.initializers.normal(1.0),
                  name="embed")(tokens)  # torch.nn.Embedding: N(0, 1)
-    x = x + self.param("pos_embed", nn.initializers.normal(0.02),
-                       (self.context, self.dim))[:tokens.shape[-1]]
-    for i in range(self.layers):
-      x = Block(self.dim, self.heads, self.init_scheme, causal=True,
-                name=f"block_{i}")(x)
-    x = nn.LayerNorm(name="norm_out")(x)
+    x = self.encode(x, positions=self.context, causal=True)
     return _torch_init.dense(256, self.dim, self.init_scheme, name="head")(x)
-

@@ -18,8 +18,9 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Task", "Size", "stream_key", "batch_indices", "init_scheme",
-           "mse", "classification", "SAMPLINGS", "INITS", "NORMS", "DATA", "INIT", "BATCH"]
+__all__ = ["Task", "Size", "smoke_size", "epoch_size", "stream_key",
+           "batch_indices", "init_scheme", "mse", "classification",
+           "SAMPLINGS", "INITS", "NORMS", "DATA", "INIT", "BATCH"]
 
 DATA, INIT, BATCH = 0, 1, 2
 
@@ -46,13 +47,27 @@ class Size:
   options: dict = dataclasses.field(default_factory=dict)
 
 
+def smoke_size(options: dict, **smaller) -> Size:
+  """The seconds-long ``--tiny`` size: 2 random seeds of 4 steps, evaluated
+  every 2, on ``options`` with the ``smaller`` sizes."""
+  return Size(seeds=2, steps=4, eval_every=2, options=dict(options, **smaller))
+
+
+def epoch_size(seeds: int, epochs: int, options: dict,
+               eval_epochs: int = 1) -> Size:
+  """``epochs`` epochs of ``options['n_train'] // options['batch']`` steps
+  (sampling 'epochs'), evaluated every ``eval_epochs`` epochs."""
+  steps = options["n_train"] // options["batch"]
+  return Size(seeds=seeds, steps=epochs * steps,
+              eval_every=eval_epochs * steps, options=options)
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
   """One benchmark task (see the module docstring)."""
   name: str
   description: str
-  metric: str            # the primary metric: a key of evaluate's dict
-  metrics: tuple         # every key of evaluate's dict, primary first
+  metrics: tuple         # every key of evaluate's dict, the primary first
   higher_is_better: bool
   learning_rate: float
   c2: float
@@ -79,6 +94,11 @@ class Task:
   # layers): ``size.options['variant']`` picks one; the first is the
   # baseline of the others, optimizer by optimizer.
   variants: tuple = ()
+
+  @property
+  def metric(self) -> str:
+    """The primary metric (the first of ``metrics``)."""
+    return self.metrics[0]
 
 
 def stream_key(seed, stream: int) -> jax.Array:

@@ -19,8 +19,9 @@ import numpy as np
 from ladam_jax.experiments import _data
 from ladam_jax.experiments import _task
 # Re-exported: the runner and the tests reach the framework through here.
-from ladam_jax.experiments._task import (BATCH, DATA, INIT, SAMPLINGS, Size, Task,
-                                   batch_indices, stream_key)
+from ladam_jax.experiments._task import (BATCH, DATA, INIT, SAMPLINGS, Size,
+                                         Task, batch_indices, epoch_size,
+                                         smoke_size, stream_key)
 
 __all__ = ["TASKS", "get_task", "Task", "Size", "stream_key",
            "batch_indices", "SAMPLINGS", "DATA", "INIT", "BATCH"]
@@ -36,6 +37,9 @@ def _models():
 # ----------------------------------------------------------------------------
 # cnn-denoise: experiment_scripts/_cnn_test.py, run_denoising
 # ----------------------------------------------------------------------------
+
+_DENOISE = dict(n_train=200, n_test=100, length=256, noise=0.3, batch=32,
+                channels=32)
 
 
 def _denoise_model(size):
@@ -64,9 +68,6 @@ def _denoise_eval(params, data, size):
   return {"test MSE": mse, "test RMSE": jnp.sqrt(mse)}
 
 
-_DENOISE = dict(n_train=200, n_test=100, length=256, noise=0.3, batch=32,
-                channels=32)
-
 CNN_DENOISE = Task(
     name="cnn-denoise",
     summary="1-D CNN denoising noisy sinusoids (_cnn_test.py); test MSE",
@@ -76,33 +77,28 @@ CNN_DENOISE = Task(
                  "Gaussian noise 0.3; per random seed 200 training signals "
                  "and 100 test signals (test set from seed + 10000); batches "
                  "of 32 drawn with replacement; lr 1e-3"),
-    metric="test MSE",
-    metrics=("test MSE", "test RMSE"),
-    higher_is_better=False,
-    learning_rate=1e-3,
-    c2=1e-3,
-    sampling="randint",
-    setup=_denoise_setup,
-    loss=_denoise_loss,
-    evaluate=_denoise_eval,
+    metrics=("test MSE", "test RMSE"), higher_is_better=False,
+    learning_rate=1e-3, c2=1e-3, sampling="randint", seed_batching="loop",
+    setup=_denoise_setup, loss=_denoise_loss, evaluate=_denoise_eval,
     default=Size(seeds=8, steps=300, eval_every=25, options=_DENOISE),
     full=Size(seeds=20, steps=300, eval_every=10, options=_DENOISE),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_DENOISE, n_train=16, n_test=8, length=32,
-                           batch=8, channels=4)),
+    tiny=smoke_size(_DENOISE, n_train=16, n_test=8, length=32, batch=8,
+                    channels=4),
     reference=("experiment_scripts/_cnn_test.py (run_denoising: c2 1e-3, 300 "
                "steps, 32 channels, noise 0.3, random seeds 0-19). The script "
                "prints test RMSE; the table's 'test MSE' 0.0138 is the square "
                "of its mean Adam RMSE (0.1175). Its LAdam floors the smoothed "
                "variance at 0 (ladam-floor0 here), not at eps as the package"),
     claim="test MSE 0.0138 → 0.0135 (−2.2 %, 80 % win rate, 20 random seeds)",
-    seed_batching="loop",
 )
 
 
 # ----------------------------------------------------------------------------
 # pinn-wave: experiment_scripts/_true_pinn_test.py, train_true_pinn
 # ----------------------------------------------------------------------------
+
+_WAVE = dict(width=128, depth=4, n_interior=500, n_boundary=50,
+             n_initial=100, grid=50, lam=10.0)
 
 
 def _wave_model(size):
@@ -159,9 +155,6 @@ def _wave_eval(params, data, size):
                                   / jnp.sum(exact ** 2))}
 
 
-_WAVE = dict(width=128, depth=4, n_interior=500, n_boundary=50,
-             n_initial=100, grid=50, lam=10.0)
-
 PINN_WAVE = Task(
     name="pinn-wave",
     summary="PINN for the 1-D wave equation (_true_pinn_test.py); grid RMSE",
@@ -172,20 +165,13 @@ PINN_WAVE = Task(
                  "random points per random seed (500 interior, 50 boundary "
                  "times, 100 initial), full batch, lr 1e-3; metric: RMSE "
                  "against the exact solution on a 50×50 grid"),
-    metric="grid RMSE",
-    metrics=("grid RMSE", "grid MSE", "relative L2"),
-    higher_is_better=False,
-    learning_rate=1e-3,
-    c2=1e-5,
-    sampling="full",
-    setup=_wave_setup,
-    loss=_wave_loss,
-    evaluate=_wave_eval,
+    metrics=("grid RMSE", "grid MSE", "relative L2"), higher_is_better=False,
+    learning_rate=1e-3, c2=1e-5, sampling="full",
+    setup=_wave_setup, loss=_wave_loss, evaluate=_wave_eval,
     default=Size(seeds=4, steps=500, eval_every=50, options=_WAVE),
     full=Size(seeds=20, steps=1000, eval_every=50, options=_WAVE),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_WAVE, width=8, depth=2, n_interior=16,
-                           n_boundary=8, n_initial=8, grid=5)),
+    tiny=smoke_size(_WAVE, width=8, depth=2, n_interior=16, n_boundary=8,
+                    n_initial=8, grid=5),
     reference=("experiment_scripts/_true_pinn_test.py (train_true_pinn, "
                "hidden 128, lr 1e-3, random seeds 0-19; it sweeps c2 1e-6 … "
                "1e-3 × 500 and 1000 steps and prints only win rates and mean "
@@ -203,6 +189,12 @@ PINN_WAVE = Task(
 # image-transformer: the FashionMNIST transformer row (no script in the sdist)
 # ----------------------------------------------------------------------------
 
+# The digits split of both digits tasks: 1437 training and 360 test images
+# in batches of 64; at --tiny, 48 and 12 in batches of 8.
+_DIGITS_SPLIT = dict(batch=64, n_total=1797, n_train=1437)
+_DIGITS_TINY = dict(batch=8, n_total=60, n_train=48)
+_DIGITS = dict(dim=128, heads=4, layers=2, **_DIGITS_SPLIT)
+
 
 def _digits_model(size):
   o = size.options
@@ -210,36 +202,36 @@ def _digits_model(size):
                                      _task.init_scheme(size))
 
 
-def _digits_setup(seed, size):
-  n_train = size.options["n_train"]
-  images, labels = (jnp.asarray(a) for a in _data.digits_arrays())
-  images = images[:size.options["n_total"]]
-  labels = labels[:size.options["n_total"]]
-  perm = jax.random.permutation(stream_key(seed, DATA), images.shape[0])
-  train, test = perm[:n_train], perm[n_train:]
-  params = _digits_model(size).init(stream_key(seed, INIT), images[:1])
-  return params, {"train": (images[train], labels[train]),
-                  "test": (images[test], labels[test])}
+def _digits_split(model_fn):
+  """``setup`` of a classifier ``model_fn(size)`` on scikit-learn's digits:
+  the first ``n_total`` images, split at random (per random seed) into
+  ``n_train`` training and the rest test images."""
+  def setup(seed, size):
+    n_train = size.options["n_train"]
+    images, labels = (jnp.asarray(a) for a in _data.digits_arrays())
+    images = images[:size.options["n_total"]]
+    labels = labels[:size.options["n_total"]]
+    perm = jax.random.permutation(stream_key(seed, DATA), images.shape[0])
+    train, test = perm[:n_train], perm[n_train:]
+    params = model_fn(size).init(stream_key(seed, INIT), images[:1])
+    return params, {"train": (images[train], labels[train]),
+                    "test": (images[test], labels[test])}
+  return setup
 
 
-def _digits_loss(params, data, idx, size):
-  x, y = data["train"]
-  logits = _digits_model(size).apply(params, x[idx])
-  return jnp.mean(
-      -jnp.take_along_axis(jax.nn.log_softmax(logits), y[idx][:, None], -1))
+def _digits_classifier(model_fn, **fields) -> Task:
+  """A task classifying scikit-learn's digits with ``model_fn(size)``
+  (:func:`_digits_split`): test accuracy, lr 1e-3, c2 1e-4, shuffled
+  epochs, random seeds looped; ``fields``: the rest of the :class:`Task`."""
+  loss, evaluate = _task.classification(model_fn)
+  return Task(metrics=("test accuracy %",), higher_is_better=True,
+              learning_rate=1e-3, c2=1e-4, sampling="epochs",
+              seed_batching="loop", setup=_digits_split(model_fn), loss=loss,
+              evaluate=evaluate, **fields)
 
 
-def _digits_eval(params, data, size):
-  x, y = data["test"]
-  logits = _digits_model(size).apply(params, x)
-  return {"test accuracy %": 100.0 * jnp.mean(jnp.argmax(logits, -1) == y)}
-
-
-_DIGITS = dict(dim=128, heads=4, layers=2, batch=64, n_total=1797,
-               n_train=1437)
-_DIGIT_EPOCH = 1437 // 64  # 22 steps
-
-IMAGE_TRANSFORMER = Task(
+IMAGE_TRANSFORMER = _digits_classifier(
+    _digits_model,
     name="image-transformer",
     summary="transformer on 8×8 digits (stand-in: FashionMNIST row); accuracy",
     description=("scikit-learn's bundled 8×8 digits, NOT FashionMNIST (which "
@@ -248,22 +240,9 @@ IMAGE_TRANSFORMER = Task(
                  "with separate q/k/v/out Dense kernels (PyTorch's default "
                  "init); 1437 training / 360 test images, a random split per "
                  "random seed; shuffled epochs of 22 batches of 64; lr 1e-3"),
-    metric="test accuracy %",
-    metrics=("test accuracy %",),
-    higher_is_better=True,
-    learning_rate=1e-3,
-    c2=1e-4,
-    sampling="epochs",
-    setup=_digits_setup,
-    loss=_digits_loss,
-    evaluate=_digits_eval,
-    default=Size(seeds=5, steps=10 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
-                 options=dict(_DIGITS, dim=64)),
-    full=Size(seeds=5, steps=30 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
-              options=_DIGITS),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_DIGITS, dim=8, heads=2, layers=1, batch=8,
-                           n_total=60, n_train=48)),
+    default=epoch_size(5, 10, dict(_DIGITS, dim=64)),
+    full=epoch_size(5, 30, _DIGITS),
+    tiny=smoke_size(_DIGITS, dim=8, heads=2, layers=1, **_DIGITS_TINY),
     reference=("the package README's 'Transformer: FashionMNIST "
                "Classification' (4 heads, 128-dim, 2 layers, 30 epochs, 5 "
                "random seeds, c2 1e-4). The sdist has no script for it, so "
@@ -271,13 +250,14 @@ IMAGE_TRANSFORMER = Task(
                "are ours"),
     claim=("FashionMNIST: accuracy 89.46 ± 0.10 % → 89.66 ± 0.06 % (+0.20 %, "
            "p = 0.0005, 5 random seeds)"),
-    seed_batching="loop",
 )
 
 
 # ----------------------------------------------------------------------------
 # noisy-regression: experiment_scripts/_nr_c2_sweep.py, run_one
 # ----------------------------------------------------------------------------
+
+_REGRESSION = dict(width=256, n_train=1000, noise=0.3)
 
 
 def _regression_model(size):
@@ -307,8 +287,6 @@ def _regression_eval(params, data, size):
           "MSE (clean targets)": _task.mse(pred, data["clean"])}
 
 
-_REGRESSION = dict(width=256, n_train=1000, noise=0.3)
-
 NOISY_REGRESSION = Task(
     name="noisy-regression",
     summary="tanh MLP fitting a noisy 1-D signal (_nr_c2_sweep.py); MSE",
@@ -317,19 +295,14 @@ NOISY_REGRESSION = Task(
                  "1000 points of linspace(−3, 3) (noise from random seed + "
                  "1000), lr 1e-3; metric: the final MSE against the noisy "
                  "targets, as the script reports it"),
-    metric="MSE (noisy targets)",
     metrics=("MSE (noisy targets)", "MSE (clean targets)"),
     higher_is_better=False,
-    learning_rate=1e-3,
-    c2=1e-5,
-    sampling="full",
-    setup=_regression_setup,
-    loss=_regression_loss,
+    learning_rate=1e-3, c2=1e-5, sampling="full",
+    setup=_regression_setup, loss=_regression_loss,
     evaluate=_regression_eval,
     default=Size(seeds=20, steps=500, eval_every=25, options=_REGRESSION),
     full=Size(seeds=20, steps=500, eval_every=25, options=_REGRESSION),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_REGRESSION, width=8, n_train=32)),
+    tiny=smoke_size(_REGRESSION, width=8, n_train=32),
     reference=("experiment_scripts/_nr_c2_sweep.py (run_one: lr 1e-3, 500 "
                "steps, hidden 256; its multi-random-seed check runs seeds "
                "0-19 at c2 1e-5, the default here). The table's single run "
@@ -346,6 +319,8 @@ NOISY_REGRESSION = Task(
 # Reorder" (no script in the sdist); MNIST-1D as the data
 # ----------------------------------------------------------------------------
 
+_MLP = dict(width=256, batch=128, n_train=4000, n_test=1000, reorder=True)
+
 
 def _mlp_model(size):
   return _models().ReluMLP(size.options["width"],
@@ -357,6 +332,9 @@ def _mnist1d_setup(seed, size):
   n, n_test = size.options["n_train"], size.options["n_test"]
   params = _mlp_model(size).init(stream_key(seed, INIT), x[:1])
   return params, {"train": (x[:n], y[:n]), "test": (xt[:n_test], yt[:n_test])}
+
+
+_mlp_loss, _mlp_eval = _task.classification(_mlp_model)
 
 
 def _reorder_hidden(params, data, size):
@@ -383,10 +361,6 @@ def _reorder_hidden(params, data, size):
   return {"params": layers}
 
 
-_mlp_loss, _mlp_eval = _task.classification(_mlp_model)
-_MLP = dict(width=256, batch=128, n_train=4000, n_test=1000, reorder=True)
-_MLP_EPOCH = 4000 // 128  # 31 steps
-
 IMAGE_MLP = Task(
     name="image-mlp",
     summary=("MLP on MNIST-1D (stand-in: FashionMNIST MLP row), reordered, "
@@ -399,22 +373,13 @@ IMAGE_MLP = Task(
                  "function unchanged); shuffled epochs of 31 batches of 128; "
                  "lr 1e-3; LAdam also with Chi-Anneal on c2 (the workshop "
                  "paper's 'MLP + Chi + Reorder')"),
-    metric="test accuracy %",
-    metrics=("test accuracy %",),
-    higher_is_better=True,
-    learning_rate=1e-3,
-    c2=5e-4,
-    sampling="epochs",
-    setup=_mnist1d_setup,
-    loss=_mlp_loss,
-    evaluate=_mlp_eval,
+    metrics=("test accuracy %",), higher_is_better=True,
+    learning_rate=1e-3, c2=5e-4, sampling="epochs",
+    setup=_mnist1d_setup, loss=_mlp_loss, evaluate=_mlp_eval,
     post_setup=_reorder_hidden,
-    default=Size(seeds=5, steps=10 * _MLP_EPOCH, eval_every=_MLP_EPOCH,
-                 options=_MLP),
-    full=Size(seeds=10, steps=30 * _MLP_EPOCH, eval_every=_MLP_EPOCH,
-              options=_MLP),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_MLP, width=8, batch=8, n_train=64, n_test=32)),
+    default=epoch_size(5, 10, _MLP),
+    full=epoch_size(10, 30, _MLP),
+    tiny=smoke_size(_MLP, width=8, batch=8, n_train=64, n_test=32),
     reference=("the package README's row 'FashionMNIST MLP' (one run) and the "
                "workshop paper's 'MLP + Chi + Reorder' on FashionMNIST "
                "(89.76 % → 90.56 %, +0.80 %). The sdist holds no script for "
@@ -433,28 +398,23 @@ IMAGE_MLP = Task(
 # sdist); scikit-learn's digits as the data
 # ----------------------------------------------------------------------------
 
+_RESNET = dict(channels=16, **_DIGITS_SPLIT)
+
+
+_LM = dict(dim=64, heads=4, layers=2, context=64, batch=32,
+           n_train_bytes=400_000, n_val_bytes=40_000)
+_LM["n_train"] = _LM["n_train_bytes"] - _LM["context"] - 1  # window starts
+
 
 def _resnet_model(size):
   return _models().SmallResNet(size.options["channels"],
                                _task.init_scheme(size))
 
 
-def _resnet_setup(seed, size):
-  images, labels = (jnp.asarray(a) for a in _data.digits_arrays())
-  n_train = size.options["n_train"]
-  images, labels = images[:size.options["n_total"]], labels[
-      :size.options["n_total"]]
-  perm = jax.random.permutation(stream_key(seed, DATA), images.shape[0])
-  train, test = perm[:n_train], perm[n_train:]
-  params = _resnet_model(size).init(stream_key(seed, INIT), images[:1])
-  return params, {"train": (images[train], labels[train]),
-                  "test": (images[test], labels[test])}
 
 
-_resnet_loss, _resnet_eval = _task.classification(_resnet_model)
-_RESNET = dict(channels=16, batch=64, n_total=1797, n_train=1437)
-
-RESNET_CHI_ANNEAL = Task(
+RESNET_CHI_ANNEAL = _digits_classifier(
+    _resnet_model,
     name="resnet-chi-anneal",
     summary=("small ResNet on 8×8 digits (stand-in: CIFAR-10 row), 2 × 2 "
              "with Chi-Anneal"),
@@ -466,22 +426,9 @@ RESNET_CHI_ANNEAL = Task(
                  "epochs of 22 batches of 64; lr 1e-3; a 2 × 2 design: Adam "
                  "and LAdam, each with a constant lr and with the Chi-Anneal "
                  "lr schedule"),
-    metric="test accuracy %",
-    metrics=("test accuracy %",),
-    higher_is_better=True,
-    learning_rate=1e-3,
-    c2=1e-4,
-    sampling="epochs",
-    setup=_resnet_setup,
-    loss=_resnet_loss,
-    evaluate=_resnet_eval,
-    default=Size(seeds=5, steps=10 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
-                 options=_RESNET),
-    full=Size(seeds=10, steps=30 * _DIGIT_EPOCH, eval_every=_DIGIT_EPOCH,
-              options=_RESNET),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_RESNET, channels=4, batch=8, n_total=60,
-                           n_train=48)),
+    default=epoch_size(5, 10, _RESNET),
+    full=epoch_size(10, 30, _RESNET),
+    tiny=smoke_size(_RESNET, channels=4, **_DIGITS_TINY),
     reference=("the package README's row 'CIFAR-10 ResNet + Chi-Anneal' "
                "(ResNet-18, 3 random seeds; workshop paper: 67.96 % → "
                "73.39 %). The sdist holds no script; the package's "
@@ -493,7 +440,6 @@ RESNET_CHI_ANNEAL = Task(
     claim="accuracy 67.96 % → 73.39 % (+5.43 %, 3 random seeds)",
     optimizers=("adam", "ladam", "ladam-floor0", "adam-chi", "ladam-chi",
                 "ladam-floor0-chi"),
-    seed_batching="loop",
 )
 
 
@@ -548,10 +494,6 @@ def _lm_eval(params, data, size):
           "validation bits per byte": ce / math.log(2.0)}
 
 
-_LM = dict(dim=64, heads=4, layers=2, context=64, batch=32,
-           n_train_bytes=400_000, n_val_bytes=40_000)
-_LM["n_train"] = _LM["n_train_bytes"] - _LM["context"] - 1  # window starts
-
 CHAR_LM = Task(
     name="char-lm",
     summary=("byte-level causal transformer on stdlib source (stand-in: "
@@ -563,28 +505,20 @@ CHAR_LM = Task(
                  "Python standard library's own source (validation: the "
                  "next 40 kB), random windows, batch 32, lr 1e-3; metric: "
                  "validation perplexity per byte"),
-    metric="validation perplexity",
     metrics=("validation perplexity", "validation bits per byte"),
     higher_is_better=False,
-    learning_rate=1e-3,
-    c2=1e-4,
-    sampling="randint",
-    setup=_lm_setup,
-    loss=_lm_loss,
-    evaluate=_lm_eval,
+    learning_rate=1e-3, c2=1e-4, sampling="randint", seed_batching="loop",
+    setup=_lm_setup, loss=_lm_loss, evaluate=_lm_eval,
     default=Size(seeds=3, steps=300, eval_every=50, options=_LM),
     full=Size(seeds=5, steps=2000, eval_every=100, options=_LM),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_LM, dim=8, heads=2, layers=1, context=8, batch=4,
-                           n_train_bytes=2000, n_val_bytes=180,
-                           n_train=2000 - 9)),
+    tiny=smoke_size(_LM, dim=8, heads=2, layers=1, context=8, batch=4,
+                    n_train_bytes=2000, n_val_bytes=180, n_train=2000 - 9),
     reference=("the package README's row 'GPT-2 fine-tuning' (one run, "
                "'baseline worse -negative-') and its workshop paper (GPT-2 "
                "on WikiText-2: 152 → 1098 perplexity, +621 %). No script in "
                "the sdist. c2 1e-4 (suggest_c2('transformer')) on every "
                "leaf, the embedding included, as LAdam does by default"),
     claim="perplexity: LAdam worse than Adam (one run); paper: 152 → 1098",
-    seed_batching="loop",
 )
 
 
@@ -593,6 +527,9 @@ CHAR_LM = Task(
 # (its E2d runs on California Housing; no script in the sdist); scikit-learn's
 # bundled diabetes data as the stand-in
 # ----------------------------------------------------------------------------
+
+_NORM = dict(widths=(256, 128, 64), n_train=353, batch=32,
+             variant="batchnorm")
 
 
 def _norm_model(size):
@@ -636,10 +573,6 @@ def _norm_eval(variables, data, size):
   return out
 
 
-_NORM = dict(widths=(256, 128, 64), n_train=353, batch=32,
-             variant="batchnorm")
-_NORM_EPOCH = 353 // 32  # 11 steps
-
 WAVENORM_REGRESSION = Task(
     name="wavenorm-regression",
     summary=("MLP with BatchNorm / WaveNorm / WaveNormDamped / LayerNorm / "
@@ -653,21 +586,14 @@ WAVENORM_REGRESSION = Task(
                  "target standardised with the training split's "
                  "statistics), minibatches of 32 in shuffled epochs, lr "
                  "1e-3; metric: the final test MSE (standardised target)"),
-    metric="test MSE",
-    metrics=("test MSE", "train MSE"),
-    higher_is_better=False,
-    learning_rate=1e-3,
-    c2=1e-4,
-    sampling="epochs",
-    setup=_norm_setup,
-    loss=_norm_loss,
-    evaluate=_norm_eval,
-    default=Size(seeds=10, steps=50 * _NORM_EPOCH, eval_every=5 * _NORM_EPOCH,
-                 options=_NORM),
-    full=Size(seeds=20, steps=100 * _NORM_EPOCH,
-              eval_every=5 * _NORM_EPOCH, options=_NORM),
-    tiny=Size(seeds=2, steps=4, eval_every=2,
-              options=dict(_NORM, widths=(16, 8, 8))),
+    metrics=("test MSE", "train MSE"), higher_is_better=False,
+    learning_rate=1e-3, c2=1e-4, sampling="epochs",
+    setup=_norm_setup, loss=_norm_loss, evaluate=_norm_eval, stateful=True,
+    variants=("batchnorm", "wavenorm", "wavenorm-damped", "layernorm",
+              "chinorm"),
+    default=epoch_size(10, 50, _NORM, eval_epochs=5),
+    full=epoch_size(20, 100, _NORM, eval_epochs=5),
+    tiny=smoke_size(_NORM, widths=(16, 8, 8)),
     reference=("the workshop paper's WaveNorm row (CalHousing MLP, "
                "BatchNorm 0.213 → WaveNorm 0.184); no script in the sdist. "
                "Its raw results (_dataset_staging/raw/results_E2d_v2.json, 3 "
@@ -680,9 +606,6 @@ WAVENORM_REGRESSION = Task(
     claim="MSE 0.213 → 0.184 vs BatchNorm (−13.5 %, 3 random seeds, best "
           "epoch)",
     optimizers=("adam", "ladam", "ladam-floor0"),
-    stateful=True,
-    variants=("batchnorm", "wavenorm", "wavenorm-damped", "layernorm",
-              "chinorm"),
 )
 
 

@@ -75,29 +75,27 @@ SIGMA = Dim("sigma", -2.0, 2.0)  # 0.01 … 100 (any sigma >= 0 is stable)
 
 @dataclasses.dataclass(frozen=True)
 class TuneOptimizer:
-  """An optimizer to tune: ``make(impl)`` → an injectable factory."""
+  """An optimizer to tune: ``factory(**hyperparameters)`` for
+  ``optax.inject_hyperparams``, searched over ``dims``."""
   name: str
   label: str
-  make: Callable[[Optional[str]], Callable[..., Any]]
+  factory: Callable[..., optax.GradientTransformation]
   dims: tuple
   fixed: dict = dataclasses.field(default_factory=dict)
 
-  def build(self, impl: Optional[str], values: dict
-            ) -> optax.GradientTransformation:
+  def build(self, values: dict) -> optax.GradientTransformation:
     """``inject_hyperparams(factory)`` at ``values`` (hyperparameters in state)."""
-    return optax.inject_hyperparams(self.make(impl))(
+    return optax.inject_hyperparams(self.factory)(
         **self.fixed, **{k: float(v) for k, v in values.items()})
 
 
 def _ladam(floor: bool):
   """LAdam with the package's floor (eps) or the scripts' (0): lr and c2
   injectable, everything else static."""
-  def make(impl):
-    def factory(learning_rate, c2):
-      return ladam_jax.ladam(learning_rate, c2=c2, impl=impl,
-                             variance_floor="eps" if floor else 0.0)
-    return factory
-  return make
+  def factory(learning_rate, c2):
+    return ladam_jax.ladam(learning_rate, c2=c2,
+                           variance_floor="eps" if floor else 0.0)
+  return factory
 
 
 def _lsadam(learning_rate, sigma):
@@ -111,17 +109,17 @@ def _lsadam_nu(learning_rate, sigma):
 
 
 TUNABLE = {o.name: o for o in (
-    TuneOptimizer("adam", "Adam (lr tuned)", lambda impl: optax.adam, (LR,)),
-    TuneOptimizer("adam-eps", "Adam (lr and eps tuned; control)",
-                  lambda impl: optax.adam, (LR, EPS)),
+    TuneOptimizer("adam", "Adam (lr tuned)", optax.adam, (LR,)),
+    TuneOptimizer("adam-eps", "Adam (lr and eps tuned; control)", optax.adam,
+                  (LR, EPS)),
     TuneOptimizer("ladam", "LAdam, floor eps (lr and c2 tuned)", _ladam(True),
                   (LR, C2)),
     TuneOptimizer("ladam-floor0", "LAdam, floor 0 (lr and c2 tuned)",
                   _ladam(False), (LR, C2)),
     TuneOptimizer("lsadam", "LS-Adam, gradient smoothed (lr and sigma tuned)",
-                  lambda impl: _lsadam, (LR, SIGMA)),
+                  _lsadam, (LR, SIGMA)),
     TuneOptimizer("lsadam-nu", "Adam, v̂ smoothed implicitly (lr and sigma "
-                  "tuned)", lambda impl: _lsadam_nu, (LR, SIGMA)),
+                  "tuned)", _lsadam_nu, (LR, SIGMA)),
 )}
 DEFAULT_TUNE_OPTIMIZERS = ("adam", "adam-eps", "ladam", "ladam-floor0",
                            "lsadam", "lsadam-nu")
@@ -179,7 +177,7 @@ def _best(scores: np.ndarray, higher: bool) -> int:
 
 def tune(task: _tasks.Task, size: _tasks.Size, names: Sequence[str], *,
          budget: int, tune_seeds: int, base_seed: int = 0,
-         impl: Optional[str] = None, search_seed: int = 0,
+         search_seed: int = 0,
          progress: Optional[Callable[[int], Any]] = None) -> dict:
   """Tunes each optimizer of ``names`` and re-runs its best trial held out.
 
@@ -191,7 +189,6 @@ def tune(task: _tasks.Task, size: _tasks.Size, names: Sequence[str], *,
     tune_seeds: random seeds each trial trains on.
     base_seed: held-out random seeds are ``base_seed, ...``; tuning ones
       ``base_seed + TUNE_SEED_OFFSET, ...``.
-    impl: the Laplacian implementation.
     search_seed: seed of the Halton scrambling.
     progress: called with the number of seed-steps done.
 
@@ -208,7 +205,7 @@ def tune(task: _tasks.Task, size: _tasks.Size, names: Sequence[str], *,
   for name in names:
     opt = TUNABLE[name]
     points = search_points(opt.dims, budget, task.learning_rate, search_seed)
-    tx = opt.build(impl, {k: v[0] for k, v in points.items()})
+    tx = opt.build({k: v[0] for k, v in points.items()})
     run = _train.train_seeds(
         task, trials_size, tx, name=name, prepared=trials_prepared,
         progress=progress,
@@ -217,7 +214,7 @@ def tune(task: _tasks.Task, size: _tasks.Size, names: Sequence[str], *,
     scores = _score(per_seed, higher)
     best = _best(scores, higher)
     chosen = {k: float(v[best]) for k, v in points.items()}
-    final = _train.train_seeds(task, size, opt.build(impl, chosen), name=name,
+    final = _train.train_seeds(task, size, opt.build(chosen), name=name,
                                prepared=held, progress=progress)
     out[name] = {
         "label": opt.label,
