@@ -112,8 +112,8 @@ def test_adam_finite_implies_laplacian_finite(
       lap = ladam_jax.ladam(1.0, mode=kind, **common)
       plain = reference = optax.adam(1.0)
     else:
-      lap = ladam_jax.scale_by_laplacian_adam(
-          mode=kind, variance_floor=floor, **common)
+      floors = {} if kind == "wave_variance" else {"variance_floor": floor}
+      lap = scale_by_mode(kind, **floors, **common)
       plain = reference = optax.scale_by_adam()
     got = _run(lap, grads, params)
     adam = _run(plain, grads, params)
