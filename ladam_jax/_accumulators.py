@@ -2,8 +2,8 @@ r"""The state and steps the transforms share.
 
 :func:`adam_moments_init`: the state ``(count, mu, nu)`` of LAdam and
 LaProp, exactly Adam's. :func:`scale_by_smoothed_root`: LRMSProp's and
-LAdaGrad's step. Both keep one accumulator :math:`a` of squared gradients (an exponential
-average in RMSProp, a running sum in AdaGrad) and step by
+LAdaGrad's step. Both keep one accumulator :math:`a` of squared gradients
+(an exponential average in RMSProp, a running sum in AdaGrad) and step by
 
 .. math::
   u = g / (\sqrt{\tilde a} + \epsilon), \quad

@@ -95,8 +95,8 @@ def add_update_laplacian(
   References:
     Partin, `LAdam <https://pypi.org/project/ladam/0.4.1/>`_, 2026.
   """
-  return _add_laplacian(_coupling.config("add_update_laplacian", c2, **coupling),
-                        of_weights=False)
+  laplacian = _coupling.config("add_update_laplacian", c2, **coupling)
+  return _add_laplacian(laplacian, of_weights=False)
 
 
 def add_weight_laplacian(
@@ -133,5 +133,5 @@ def add_weight_laplacian(
   References:
     Partin, `LAdam <https://pypi.org/project/ladam/0.4.1/>`_, 2026.
   """
-  return _add_laplacian(_coupling.config("add_weight_laplacian", c2, **coupling),
-                        of_weights=True)
+  laplacian = _coupling.config("add_weight_laplacian", c2, **coupling)
+  return _add_laplacian(laplacian, of_weights=True)

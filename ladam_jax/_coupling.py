@@ -115,7 +115,7 @@ else:  # typing.Unpack is Python 3.11+
 class LaplacianConfig(NamedTuple):
   """The Laplacian coupling of one transform, validated once by :func:`config`.
 
-  The arguments every coupled transform shares (see ``docs/coupling.md``),
+  The arguments every coupled transform shares (``docs/c2-and-layouts.md``),
   with ``bound_stencil`` None where ``allow_unstable_c2`` was given, the
   implementation the library picked when the transform was built, and
   ``what``, the transform's name for error messages.

@@ -311,7 +311,8 @@ def ladam(
     Partin, `LAdam <https://pypi.org/project/ladam/0.4.1/>`_, 2026.
   """
   return _laplacian_adam(
-      "ladam", learning_rate, None, None, b1=b1, b2=b2, eps=eps, c2=c2, mode=mode,
+      "ladam", learning_rate, None, None, b1=b1, b2=b2, eps=eps, c2=c2,
+      mode=mode,
       variance_floor=variance_floor, mu_dtype=mu_dtype, nu_dtype=nu_dtype,
       wave=dict(wave_dt=wave_dt, wave_kappa=wave_kappa, wave_E0=wave_E0,
                 wave_damping=wave_damping),

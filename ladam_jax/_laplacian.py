@@ -53,7 +53,6 @@ import contextlib
 import contextvars
 import functools
 import math
-from typing import Literal
 
 import jax
 from jax import lax
@@ -65,14 +64,13 @@ from ladam_jax import _layout
 from ladam_jax import _pallas
 from ladam_jax import _stencil
 from ladam_jax import _validation
+from ladam_jax._types import Stencil
 
 __all__ = ["laplacian", "leaf_laplacian", "resolve_impl", "IMPLS",
            "default_impl", "using_impl", "forced_impl", "explicit_sharding",
            "explicit_field_layout",
            "unsharded"]
 
-Stencil = Literal["9point", "5point"]
-Impl = Literal["conv", "shift", "flat", "pallas", "pallas_interpret"]
 
 
 IMPLS = ("conv", "shift", "flat", "pallas", "pallas_interpret")
