@@ -21,7 +21,7 @@ from ladam_jax._diagnostics import smoothing_stats
 from ladam_jax._diagnostics import smoothing_step_ratio
 from ladam_jax._diagnostics import SmoothingStats
 from ladam_jax._c2 import suggest_c2
-from ladam_jax._laplacian import laplacian
+from ladam_jax._sharded_laplacian import laplacian
 from ladam_jax._stencil import stability_bound
 from ladam_jax._laprop import laprop
 from ladam_jax._laprop import scale_by_laplacian_laprop
@@ -52,7 +52,7 @@ from ladam_jax._vradam import scale_by_velocity_regularization
 from ladam_jax._vradam import VelocityRegularizationState
 from ladam_jax._vradam import vradam
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 __all__ = [
     "AddLaplacianState",

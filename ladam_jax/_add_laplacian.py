@@ -48,11 +48,13 @@ def _add_laplacian(laplacian: _coupling.LaplacianConfig, *,
           f"{laplacian.what} smooths the stepped weights and needs them: "
           "call update(updates, state, params).")
 
-    def leaf_fn(i, u, p):
-      term = laplacian.term(p + u, leaves[i])
-      return u if term is None else (u + term).astype(u.dtype)
+    terms = laplacian.terms(jax.tree.map(lambda p, u: p + u, params,
+                                         updates), leaves)
 
-    treedef, outs = _coupling.map_leaves(leaf_fn, updates, params)
+    def leaf_fn(i, u):
+      return u if terms[i] is None else (u + terms[i]).astype(u.dtype)
+
+    treedef, outs = _coupling.map_leaves(leaf_fn, updates)
     return treedef.unflatten(outs), AddLaplacianState(
         optax.safe_increment(state.count))
 

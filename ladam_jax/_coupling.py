@@ -27,13 +27,14 @@ from ladam_jax import _halo
 from ladam_jax import _laplacian
 from ladam_jax import _layout
 from ladam_jax import _numerics
+from ladam_jax import _sharded_laplacian
 from ladam_jax import _stencil
 from ladam_jax import _validation
 from ladam_jax._types import Stencil
 
 __all__ = ["LaplacianKwargs", "Coupling", "LeafCoupling", "LaplacianConfig",
            "config", "check_names", "DEFAULTS", "plan", "smooth",
-           "smoothed", "smooth_leaves", "coupled_term", "compute_dtype",
+           "smoothed", "smooth_leaves", "coupled_term", "laplacians", "compute_dtype",
            "map_leaves", "needs_laplacian", "BATCH_MAX_SIZE",
            "BATCH_MAX_LEAVES"]
 
@@ -57,6 +58,7 @@ class LeafCoupling(NamedTuple):
   # Inside jax.shard_map, how the leaf is split over the manual mesh axes
   # (static; `spec` is then the global leaf's field); None = a whole leaf.
   halo: _halo.Block | None = None
+  layout: Any = None  # the leaf's resolved layout (static)
 
 
 class LaplacianKwargs(TypedDict, total=False):
@@ -154,9 +156,14 @@ class LaplacianConfig(NamedTuple):
     return smooth_leaves(tree, leaves, self.stencil, self.impl, floor=floor,
                          divisor=divisor, finish=finish, others=others)
 
-  def term(self, x: jax.Array, leaf: LeafCoupling) -> jax.Array | None:
-    """:func:`coupled_term` with this config's stencil and implementation."""
-    return coupled_term(x, leaf, self.stencil, self.impl)
+  def terms(self, tree: Any, leaves: list[LeafCoupling]
+            ) -> list[jax.Array | None]:
+    """:func:`coupled_term` of every leaf of ``tree``, the Laplacians of
+    all leaves computed together (their halos travel together)."""
+    xs = jax.tree.leaves(tree)
+    laps = laplacians(xs, leaves, self.stencil, self.impl)
+    return [coupled_term(x, leaf, self.stencil, self.impl, lap)
+            for x, leaf, lap in zip(xs, leaves, laps)]
 
 
 def check_names(what: str, coupling: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +289,7 @@ def plan(tree: Any, count: jax.Array, *, c2, layout, min_spatial_size,
                  else jnp.logical_and(c2_pos, size_ok))
       if bound_stencil is not None:
         c2_leaf = _bounded_c2(c2_leaf, spec, bound_stencil, tree, i)
-    out.append(LeafCoupling(spec, c2_leaf, use_lap, halo))
+    out.append(LeafCoupling(spec, c2_leaf, use_lap, halo, leaf_layout))
   return out
 
 
@@ -311,20 +318,37 @@ def compute_dtype(dtype) -> jnp.dtype:
   return dtype
 
 
+def laplacians(xs: list[jax.Array], leaves: list[LeafCoupling],
+               stencil: str, impl: str | None) -> list[jax.Array | None]:
+  """``L(x)`` in :func:`compute_dtype` of every leaf that may be smoothed
+  (:func:`needs_laplacian`; None elsewhere), all in one
+  :func:`ladam_jax._sharded_laplacian.laplacians`: sharded leaves exchange
+  their halos together."""
+  idx = [i for i, leaf in enumerate(leaves) if needs_laplacian(leaf)]
+  got = _sharded_laplacian.laplacians(
+      [xs[i] for i in idx], [leaves[i].spec for i in idx],
+      [leaves[i].layout for i in idx], stencil,
+      [compute_dtype(xs[i].dtype) for i in idx], impl,
+      [leaves[i].halo for i in idx])
+  out: list[jax.Array | None] = [None] * len(xs)
+  for i, lap in zip(idx, got):
+    out[i] = lap
+  return out
+
+
 def _term(x: jax.Array, leaf: LeafCoupling, stencil: str,
-          impl: str | None) -> jax.Array:
-  """``c2 · L(x)`` in :func:`compute_dtype`."""
+          impl: str | None, lap: jax.Array | None = None) -> jax.Array:
+  """``c2 · L(x)`` in :func:`compute_dtype` (``lap``: ``L(x)`` computed
+  already)."""
   dtype = compute_dtype(x.dtype)
-  if leaf.halo is not None:  # a block of a leaf split inside shard_map
-    lap = _halo.block_laplacian(x, leaf.halo, stencil, dtype)
-  else:
-    lap = _laplacian.leaf_laplacian(x, leaf.spec, stencil, impl, dtype,
-                                    in_fused_maths=True)
+  if lap is None:
+    lap = laplacians([x], [leaf], stencil, impl)[0]
   return _c2.c2_as(leaf.c2, dtype) * lap
 
 
 def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,
-                 impl: str | None) -> jax.Array | None:
+                 impl: str | None,
+                 lap: jax.Array | None = None) -> jax.Array | None:
   """``c2 · L(x)`` where the leaf is coupled (0 elsewhere); None if never.
 
   In :func:`compute_dtype`, and 0 wherever it is not finite (as
@@ -332,13 +356,13 @@ def coupled_term(x: jax.Array, leaf: LeafCoupling, stencil: str,
   """
   if not needs_laplacian(leaf):
     return None
-  term = _term(x, leaf, stencil, impl)
+  term = _term(x, leaf, stencil, impl, lap)
   term = jnp.where(jnp.isfinite(term), term, jnp.zeros((), term.dtype))
   return _select(leaf.use_lap, term, jnp.zeros_like(term))
 
 
 def smoothed(x: jax.Array, leaf: LeafCoupling, stencil: str,
-             impl: str | None) -> jax.Array:
+             impl: str | None, lap: jax.Array | None = None) -> jax.Array:
   """``x + c2·L(x)`` in :func:`compute_dtype`, and ``x`` where that is not
   finite.
 
@@ -351,12 +375,13 @@ def smoothed(x: jax.Array, leaf: LeafCoupling, stencil: str,
   formula's, and XLA still fuses the stencil into the update's loop.
   """
   xc = x.astype(compute_dtype(x.dtype))
-  y = xc + _term(x, leaf, stencil, impl)
+  y = xc + _term(x, leaf, stencil, impl, lap)
   return jnp.where(jnp.isfinite(y), y, xc)
 
 
 def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
-           floor: Any = None, divisor: Any = None) -> jax.Array:
+           floor: Any = None, divisor: Any = None,
+           lap: jax.Array | None = None) -> jax.Array:
   """``max(x + c2·L(x), floor)`` where the leaf is coupled, ``x`` elsewhere.
 
   As in the reference, the floor applies to every coupled leaf, also where the
@@ -378,7 +403,7 @@ def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
     return div(x)
   coupled = x
   if not leaf.spec.too_small:
-    coupled = smoothed(x, leaf, stencil, impl)
+    coupled = smoothed(x, leaf, stencil, impl, lap)
   coupled = div(coupled)
   if floor is not None:
     coupled = jnp.maximum(coupled, jnp.asarray(floor, coupled.dtype))
@@ -388,10 +413,7 @@ def smooth(x: jax.Array, leaf: LeafCoupling, stencil: str, impl: str | None,
 def _stacked_leaf(group: list[LeafCoupling], ndim: int,
                   dtype) -> LeafCoupling:
   """One :class:`LeafCoupling` for leaves stacked on a new leading axis."""
-  spec = group[0].spec
-  spec = _layout.FieldSpec(perm=(0,) + tuple(a + 1 for a in spec.perm),
-                           batch=len(group) * spec.batch, field=spec.field,
-                           flip=tuple(a + 1 for a in spec.flip))
+  spec = _layout.batched(group[0].spec, len(group))
   per_leaf = (len(group),) + (1,) * ndim
   c2 = jnp.stack([jnp.asarray(_c2.c2_as(leaf.c2, dtype), dtype)
                   for leaf in group]).reshape(per_leaf)
@@ -419,23 +441,30 @@ def smooth_leaves(tree: Any, leaves: list[LeafCoupling], stencil: str,
   xs, treedef = jax.tree.flatten(tree)
   other_leaves = [treedef.flatten_up_to(o) for o in others]
 
-  def one(x, leaf, *rest):
-    return finish(smooth(x, leaf, stencil, impl, floor, divisor), *rest)
+  def one(x, leaf, *rest, lap=None):
+    return finish(smooth(x, leaf, stencil, impl, floor, divisor, lap), *rest)
 
+  # Small whole leaves that share shape, dtype and field are stacked; the
+  # Laplacians of all other leaves are computed together (sharded leaves
+  # exchange their halos in one go).
   out = [None] * len(xs)
   groups: dict[Any, list[list[int]]] = {}  # key -> chunks of leaf indices
+  alone = []
   for i, (x, leaf) in enumerate(zip(xs, leaves)):
-    if (needs_laplacian(leaf) and leaf.halo is None
-        and x.size <= BATCH_MAX_SIZE):
+    if (needs_laplacian(leaf) and x.size <= BATCH_MAX_SIZE
+        and _sharded_laplacian.route(x, leaf.halo) == "whole"):
       key = (tuple(x.shape), x.dtype, leaf.spec, leaf.use_lap is True,
-             tuple((o[i].shape, o[i].dtype) for o in other_leaves),
-             _laplacian.explicit_sharding(x))  # stacked leaves share it
+             tuple((o[i].shape, o[i].dtype) for o in other_leaves))
       chunks = groups.setdefault(key, [[]])
       if len(chunks[-1]) == BATCH_MAX_LEAVES:
         chunks.append([])
       chunks[-1].append(i)
     else:
-      out[i] = one(x, leaf, *(o[i] for o in other_leaves))
+      alone.append(i)
+  laps = laplacians([xs[i] for i in alone], [leaves[i] for i in alone],
+                    stencil, impl)
+  for i, lap in zip(alone, laps):
+    out[i] = one(xs[i], leaves[i], *(o[i] for o in other_leaves), lap=lap)
   for idx in (idx for chunks in groups.values() for idx in chunks):
     if len(idx) == 1:
       i = idx[0]

@@ -6,7 +6,9 @@ the Laplacian couples neighbours, and the periodic stencil applied to a
 block alone would wrap around at the block's edges. With the leaves'
 ``PartitionSpec`` (as given to ``shard_map``'s ``in_specs``), each block
 takes one row (and one column) from each of its mesh neighbours with
-``jax.lax.ppermute`` and the stencil runs on the extended block, so that
+``jax.lax.ppermute``; the stencil reads shifted slices of the block itself
+and, at the block's edges only, the received halos (no padded copy of the
+block), so that
 
 .. math::
   L_{\text{block}}(x)_{ij} = L(x)_{ij} \quad \text{for every entry of the block}
@@ -27,7 +29,11 @@ independent fields and need no exchange. Two split tensor axes within the
 rows (or within the columns) are refused with an error that names the leaf
 and the axes.
 Rows are exchanged first, then the columns of the row-extended block, so
-that the 9-point stencil's corners come from the diagonal neighbour.
+that the 9-point stencil's corners come from the diagonal neighbour. The
+halos of all the leaves of one update that cross the same devices travel in
+one ``ppermute`` per direction (:func:`block_laplacians`); the same code
+runs the blocks of leaves sharded on Explicit and Auto meshes
+(:mod:`ladam_jax._sharded_laplacian`).
 
 Without ``partition_specs``, a leaf whose type says it varies over a manual
 mesh axis (``jax.shard_map``'s default ``check_vma=True``) may be a block and
@@ -53,10 +59,9 @@ from ladam_jax import _stencil
 from ladam_jax import _tree_specs
 
 __all__ = ["Context", "Partition", "Block", "Ring", "context", "partitions",
-           "leaf_block", "block_laplacian", "split_axes", "psum",
+           "leaf_block", "block_laplacians", "partition", "field_axes", "split_axes", "psum",
            "finite_mean", "check_partition_specs", "is_spec_leaf",
            "pmin", "pmax", "gather", "leaf_paths", "mesh_axes",
-           "field_laplacian",
            "refuse_smoothing_in_shard_map", "ERROR_HINT"]
 
 ERROR_HINT = (
@@ -255,7 +260,7 @@ def mesh_axes(entry) -> tuple[str, ...]:
   return (entry,)
 
 
-def _partition(pspec: Optional[PartitionSpec], shape: tuple[int, ...],
+def partition(pspec: Optional[PartitionSpec], shape: tuple[int, ...],
                ctx: Context, path: str, what: str) -> Optional[Partition]:
   """The leaf's :class:`Partition` from its spec; None if not split."""
   if pspec is None:
@@ -343,11 +348,11 @@ def partitions(tree: Any, partition_specs: Any, ctx: Optional[Context], *,
                                       is_spec_leaf=is_spec_leaf,
                                       name="partition_specs",
                                       none_is_value=True)
-  return [_partition(s, tuple(jnp.shape(x)), ctx, path, what)
+  return [partition(s, tuple(jnp.shape(x)), ctx, path, what)
           for x, s, path in zip(leaves, specs, paths)]
 
 
-def _field_axes(ndim: int, layout) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def field_axes(ndim: int, layout) -> tuple[tuple[int, ...], tuple[int, ...]]:
   """(rows, cols) tensor axes of the field, as :func:`_layout.field_spec`."""
   axes = (_layout._named_axes(layout, ndim)  # pylint: disable=protected-access
           if isinstance(layout, str) else layout)
@@ -389,7 +394,7 @@ def leaf_block(part: Optional[Partition], local_shape: tuple[int, ...],
   spec = _layout.field_spec(local_shape, layout)
   if spec is None:
     return Block(None, None, None, part.split, size)
-  rows, cols = _field_axes(len(local_shape), layout)
+  rows, cols = field_axes(len(local_shape), layout)
   # Axes the layout reads in reverse, from the global shape (the local
   # FieldSpec leaves out those of local size 1).
   flip = getattr(_layout.field_spec(part.global_shape, layout), "flip", ())
@@ -417,87 +422,299 @@ def _to_varying(x: jax.Array, axes: tuple[str, ...]) -> jax.Array:
   return x
 
 
-def _extend(f: jax.Array, axis: int, ring: Optional[Ring]) -> jax.Array:
-  """``f`` with one halo slice on each side of each run along ``axis``.
-
-  ``f``'s ``axis - 1`` indexes the ring's segments (runs of consecutive
-  field rows or columns, :class:`Ring`) and ``axis`` runs along them. The
-  halos come from the neighbouring blocks of the ``ring`` (periodic: block
-  0's lower neighbour is the last block, where the runs' segments shift by
-  one), or from the block's own wrap when ``ring`` is None.
-  """
-  first = lax.slice_in_dim(f, 0, 1, axis=axis)
-  last = lax.slice_in_dim(f, f.shape[axis] - 1, f.shape[axis], axis=axis)
-  if ring is None:
-    return jnp.concatenate([last, f, first], axis=axis)
-  name = _name(ring.axes)
-  last = _to_varying(last, ring.axes)
-  first = _to_varying(first, ring.axes)
-  # Block b receives the last slice of block b - 1 and the first of b + 1.
-  below = lax.ppermute(last, name, list(ring.forward))
-  above = lax.ppermute(first, name, [(j, i) for i, j in ring.forward])
-  if ring.segments > 1:
-    # Across the periodic wrap, segment o continues segment o -/+ 1.
-    b = lax.axis_index(_name(ring.spec_axes))
-    n = len(ring.forward)
-    if ring.reverse:
-      b = n - 1 - b
-    below = jnp.where(b == 0, jnp.roll(below, 1, axis=axis - 1), below)
-    above = jnp.where(b == n - 1, jnp.roll(above, -1, axis=axis - 1), above)
-  f = _to_varying(f, ring.axes)
-  return jnp.concatenate([below, f, above], axis=axis)
-
-
-def block_laplacian(x: jax.Array, block: Block, stencil: str,
-                    dtype) -> jax.Array:
-  """The global Laplacian's values on this device's block of a leaf.
-
-  Sums in ``dtype`` in the order of :func:`ladam_jax._stencil.stencil_sum`,
-  as the ``'shift'`` implementation on the whole leaf does.
-  """
+def _field(x: jax.Array, block: Block):
+  """The block as ``(B, SR, h[, SC, w])``: field rows (columns) in ``SR``
+  (``SC``) runs of consecutive global rows (columns), and the inverse map."""
   spec = block.spec
   flip = getattr(spec, "flip", ())
   if flip:  # the field reads these axes in reverse (Ring.reverse for blocks)
     x = jnp.flip(x, flip)
   identity = spec.perm == tuple(range(x.ndim))
   xt = x if identity else jnp.transpose(x, spec.perm)
-  # (batch, row segments, rows per segment[, column segments, columns per
-  # segment]): every run is a band of consecutive global field rows/columns.
   seg = lambda ring: 1 if ring is None else ring.segments
-  sr, sc = seg(block.rows), seg(block.cols)
   if len(spec.field) == 1:
-    n = spec.field[0] // sr
-    f = xt.reshape((spec.batch, sr, n))
-    p = _extend(f, 2, block.rows).astype(dtype)
-    out = p[..., :n] + p[..., 2:] - 2 * f.astype(dtype)
+    view = (spec.batch, seg(block.rows), spec.field[0] // seg(block.rows))
   else:
-    h, w = spec.field[0] // sr, spec.field[1] // sc
-    f = xt.reshape((spec.batch, sr, h, sc, w))
-    p = _extend(f, 2, block.rows)
-    p = _extend(p, 4, block.cols)
-    s = lambda i, j: p[:, :, i:i + h, :, j:j + w].astype(dtype)
-    out = _stencil.stencil_sum(
-        stencil, dtype, f.astype(dtype), s(0, 1), s(2, 1), s(1, 0), s(1, 2),
-        lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
-  out = out.reshape(xt.shape)
-  if not identity:
-    out = jnp.transpose(out, [spec.perm.index(a) for a in range(x.ndim)])
-  return jnp.flip(out, flip) if flip else out
+    sr, sc = seg(block.rows), seg(block.cols)
+    view = (spec.batch, sr, spec.field[0] // sr, sc, spec.field[1] // sc)
+
+  def back(out):
+    out = out.reshape(xt.shape)
+    if not identity:
+      out = jnp.transpose(out, [spec.perm.index(a) for a in range(x.ndim)])
+    return jnp.flip(out, flip) if flip else out
+
+  return xt.reshape(view), back
 
 
-def field_laplacian(f: jax.Array, groups: Sequence[tuple[str, ...]],
-                    sizes: dict, stencil: str, dtype) -> jax.Array:
-  """:func:`block_laplacian` of this device's block ``(B, *field)`` of a
-  batch of fields whose field axes are cut into contiguous bands by the mesh
-  axes ``groups`` (one entry per field axis, as in a ``PartitionSpec``;
-  ``()`` where the axis is whole), inside ``jax.shard_map`` over a mesh of
-  axis ``sizes``."""
-  spec = _layout.FieldSpec(perm=tuple(range(f.ndim)), batch=f.shape[0],
-                           field=tuple(f.shape[1:]))
-  rings = [_ring(g, sizes, 1) if g else None for g in groups]
-  rings += [None] * (2 - len(rings))
-  return block_laplacian(f, Block(spec, rings[0], rings[1], (), f.size),
-                         stencil, dtype)
+class _Message(NamedTuple):
+  """Edge slices that one leaf sends along one ring, both directions."""
+
+  ring: Ring
+  axis: int  # the field axis the halos extend
+  last: jax.Array  # sent to the next block (its halo below)
+  first: jax.Array  # sent to the previous block (its halo above)
+
+
+def _send_all(messages: list[_Message]) -> list[tuple[jax.Array, jax.Array]]:
+  """Per message ``(below, above)``: the halos received from the previous and
+  the next block of its ring.
+
+  Messages that travel between the same devices (the same mesh axes and
+  ring) in the same dtype, with the same varying mesh axes, are flattened
+  and concatenated: one ``ppermute`` per group and direction for the whole
+  tree, whatever the number of leaves.
+  """
+  groups: dict[Any, list[int]] = {}
+  for i, m in enumerate(messages):
+    last = _to_varying(m.last, m.ring.axes)
+    first = _to_varying(m.first, m.ring.axes)
+    messages[i] = m._replace(last=last, first=first)
+    key = (m.ring.axes, m.ring.forward, last.dtype, _varying(last))
+    groups.setdefault(key, []).append(i)
+  out: list[Any] = [None] * len(messages)
+  for (axes, forward, _, _), idx in groups.items():
+    name = _name(axes)
+    backward = [(j, i) for i, j in forward]
+    parts = [messages[i] for i in idx]
+    flat = lambda xs: (xs[0].reshape(-1) if len(xs) == 1 else
+                       jnp.concatenate([x.reshape(-1) for x in xs]))
+    # Block b receives the last slices of block b - 1, the first of b + 1.
+    below = lax.ppermute(flat([m.last for m in parts]), name, list(forward))
+    above = lax.ppermute(flat([m.first for m in parts]), name, backward)
+    offset = 0
+    for i, m in zip(idx, parts):
+      n = m.last.size
+      out[i] = tuple(lax.slice_in_dim(r, offset, offset + n).reshape(
+          m.last.shape) for r in (below, above))
+      offset += n
+  for i, m in enumerate(messages):
+    ring = m.ring
+    if ring.segments > 1:
+      # Across the periodic wrap, segment o continues segment o -/+ 1.
+      below, above = out[i]
+      b = lax.axis_index(_name(ring.spec_axes))
+      n = len(ring.forward)
+      if ring.reverse:
+        b = n - 1 - b
+      below = jnp.where(b == 0, jnp.roll(below, 1, axis=m.axis - 1), below)
+      above = jnp.where(b == n - 1, jnp.roll(above, -1, axis=m.axis - 1),
+                        above)
+      out[i] = (below, above)
+  return out
+
+
+def _edges(f: jax.Array, axis: int):
+  """The first and the last slice of ``f`` along ``axis``."""
+  n = f.shape[axis]
+  return (lax.slice_in_dim(f, 0, 1, axis=axis),
+          lax.slice_in_dim(f, n - 1, n, axis=axis))
+
+
+def _shifted(f: jax.Array, axis: int, d: int, below, above) -> jax.Array:
+  """``f`` read one entry back (``d = -1``) or ahead (``d = 1``) along
+  ``axis``: the entries that leave the block come from the halos ``below`` /
+  ``above`` (one slice each). A padded slice of ``f`` and a select of the
+  broadcast halo, which XLA fuses into the stencil's loop (where a
+  concatenation would be a copy of the block)."""
+  n = f.shape[axis]
+  zero = jnp.zeros((), f.dtype)
+  config = [(0, 0, 0)] * f.ndim
+  if d < 0:
+    config[axis] = (1, 0, 0)
+    piece = lax.pad(lax.slice_in_dim(f, 0, n - 1, axis=axis), zero, config)
+    edge, halo = 0, below
+  else:
+    config[axis] = (0, 1, 0)
+    piece = lax.pad(lax.slice_in_dim(f, 1, n, axis=axis), zero, config)
+    edge, halo = n - 1, above
+  index = lax.broadcasted_iota(jnp.int32, f.shape, axis)
+  return jnp.where(index == edge, jnp.broadcast_to(halo, f.shape), piece)
+
+
+def block_laplacians(xs: Sequence[jax.Array], blocks: Sequence[Block],
+                     stencil: str, dtypes: Sequence[Any]) -> list[jax.Array]:
+  """The global Laplacian's values on this device's blocks of leaves.
+
+  ``blocks[i]`` says how ``xs[i]`` is split (:func:`leaf_block`, with a
+  field). Each block's own stencil reads shifted slices of the block; only
+  the entries at its edges read the halos, one row (column) from each mesh
+  neighbour. The halos of all leaves travel together (:func:`_send_all`):
+  rows first, then the columns of leaves split both ways, whose column
+  halos carry the corners from the row halos (for the 9-point stencil's
+  diagonal neighbours). Sums in ``dtypes[i]`` in the order of
+  :func:`ladam_jax._stencil.stencil_sum`, as the unsharded
+  implementations.
+  """
+  fields = [_field(x, b) for x, b in zip(xs, blocks)]
+  fs = [f for f, _ in fields]
+  rows: list[Any] = [None] * len(xs)  # (below, above) row halos
+  cols: list[Any] = [None] * len(xs)
+
+  def col_message(i, ring):
+    f = fs[i]
+    below, above = rows[i] if rows[i] is not None else _wrap(f, 2)
+    # The first / last column of the row-extended block, (B, SR, h+2, SC, 1).
+    first, last = (jnp.concatenate(parts, axis=2) for parts in zip(
+        *(_edges(g, 4) for g in (below, f, above))))
+    return _Message(ring, 4, last, first)
+
+  # Phase 1: rows, and columns of leaves whose rows are whole.
+  first_phase, second_phase = [], []
+  for i, (f, b) in enumerate(zip(fs, blocks)):
+    if b.rows is not None:
+      first, last = _edges(f, 2)
+      first_phase.append((i, "rows", _Message(b.rows, 2, last, first)))
+    if f.ndim == 5 and b.cols is not None:
+      (second_phase if b.rows is not None else first_phase).append(
+          (i, "cols", None))
+  for phase in (first_phase, second_phase):
+    msgs = [m if m is not None else col_message(i, blocks[i].cols)
+            for i, _, m in phase]
+    for (i, kind, _), got in zip(phase, _send_all(msgs) if msgs else []):
+      (rows if kind == "rows" else cols)[i] = got
+  out = []
+  for i, ((f, back), dtype) in enumerate(zip(fields, dtypes)):
+    out.append(back(_stencil_block(f, rows[i], cols[i], stencil, dtype)))
+  return out
+
+
+def _wrap(f: jax.Array, axis: int):
+  """The block's own periodic wrap as ``(below, above)`` halos."""
+  first, last = _edges(f, axis)
+  return last, first
+
+
+def _neighbour(f: jax.Array, dr: int, dc: int, rows, cols) -> jax.Array:
+  """``f`` read at the offset ``(dr, dc)`` of the block extended by its
+  halos: one padded 2-D slice of ``f`` (each neighbour its own, so that
+  XLA fuses every one into the stencil's loop instead of materialising a
+  shared shifted copy), with selects of the broadcast halo row and column
+  at the block's edges (those are slice-sized)."""
+  h, w = f.shape[2], f.shape[4]
+  below, above = rows
+  zero = jnp.zeros((), f.dtype)
+  starts, limits, config = [0] * 5, list(f.shape), [(0, 0, 0)] * 5
+  for axis, d in ((2, dr), (4, dc)):
+    if d < 0:
+      limits[axis] -= 1
+      config[axis] = (1, 0, 0)
+    elif d > 0:
+      starts[axis] = 1
+      config[axis] = (0, 1, 0)
+  out = lax.pad(lax.slice(f, starts, limits), zero, config)
+  if dc:
+    # Column halo at rows r + dr: the neighbour's edge column of its
+    # row-extended block, or the block's own wrap.
+    if cols is not None:
+      col = lax.slice_in_dim(cols[0 if dc < 0 else 1], 1 + dr, 1 + dr + h,
+                             axis=2)
+    else:
+      j = w - 1 if dc < 0 else 0
+      own = lambda g: lax.slice_in_dim(g, j, j + 1, axis=4)
+      col = own(f) if dr == 0 else _shifted(own(f), 2, dr, own(below),
+                                            own(above))
+    index = lax.broadcasted_iota(jnp.int32, f.shape, 4)
+    out = jnp.where(index == (0 if dc < 0 else w - 1),
+                    jnp.broadcast_to(col, f.shape), out)
+  if dr:
+    row = below if dr < 0 else above
+    if dc:  # the halo row read one column over, its ends from the corners
+      if cols is not None:
+        k = 0 if dr < 0 else h + 1
+        corner = lambda c: lax.slice_in_dim(c, k, k + 1, axis=2)
+        ends = (corner(cols[0]), corner(cols[1]))
+      else:
+        ends = (lax.slice_in_dim(row, w - 1, w, axis=4),
+                lax.slice_in_dim(row, 0, 1, axis=4))
+      row = _shifted(row, 4, dc, *ends)
+    index = lax.broadcasted_iota(jnp.int32, f.shape, 2)
+    out = jnp.where(index == (0 if dr < 0 else h - 1),
+                    jnp.broadcast_to(row, f.shape), out)
+  return out
+
+
+def _stencil_rows(f, rows, cols, stencil, dtype):
+  """The stencil on blocks ``(b, h, w)`` whose field rows are contiguous
+  memory rows, as ``'flat'`` computes a whole leaf: the block's first row,
+  its inner rows and its last row are three runs, concatenated; in each,
+  every neighbour is a slice (row ``r ± 1`` of the block, or the halo row
+  below / above), and a select on the column takes the wrapped or the
+  received column at ``c = 0`` and ``c = w - 1``. XLA fuses the slices,
+  the selects and the concatenation into the update's loop."""
+  b, h, w = f.shape
+  below, above = rows  # (b, 1, w)
+  flat = f.reshape(b, h * w)
+  col = lax.broadcasted_iota(jnp.int32, (1, 1, w), 2)
+  first, last = col == 0, col == w - 1
+  cast = lambda a: a.astype(dtype)
+
+  def rows_of(r, n, offset=0):
+    """Rows ``r .. r+n-1`` (``-1``: the halo below, ``h``: above), read
+    ``offset`` (-1, 0, 1) columns over (the wrapped entry is dropped: a
+    select replaces it)."""
+    if r < 0 or r >= h:  # one halo row
+      g = below if r < 0 else above
+      if offset == 0:
+        return g
+      zero = jnp.zeros((), g.dtype)
+      return (lax.pad(g[..., :w - 1], zero, ((0, 0, 0),) * 2 + ((1, 0, 0),))
+              if offset < 0 else
+              lax.pad(g[..., 1:], zero, ((0, 0, 0),) * 2 + ((0, 1, 0),)))
+    lo, hi = r * w + offset, (r + n) * w + offset
+    piece = lax.slice_in_dim(flat, max(lo, 0), min(hi, h * w), axis=1)
+    if lo < 0 or hi > h * w:
+      piece = lax.pad(piece, jnp.zeros((), flat.dtype),
+                      ((0, 0, 0), (max(-lo, 0), max(hi - h * w, 0), 0)))
+    return piece.reshape(b, n, w)
+
+  def wrapped(r, n, left):
+    """The column read at ``c - 1`` for ``c = 0`` (``left``) or at ``c + 1``
+    for ``c = w - 1``, for rows ``r .. r+n-1``: ``(b, n, 1)``."""
+    if cols is not None:  # the neighbour's edge column, rows from -1
+      return lax.slice_in_dim(cols[0 if left else 1], 1 + r, 1 + r + n,
+                              axis=1)
+    j = w - 1 if left else 0
+    return rows_of(r, n)[..., j:j + 1]
+
+  def side(r, n, left):
+    return cast(jnp.where(first if left else last, wrapped(r, n, left),
+                          rows_of(r, n, -1 if left else 1)))
+
+  def run(r, n):
+    return _stencil.stencil_sum(
+        stencil, dtype, cast(rows_of(r, n)), cast(rows_of(r - 1, n)),
+        cast(rows_of(r + 1, n)), side(r, n, True), side(r, n, False),
+        lambda: (side(r - 1, n, True), side(r - 1, n, False),
+                 side(r + 1, n, True), side(r + 1, n, False)))
+
+  if h == 1:
+    return run(0, 1)
+  runs = [run(0, 1)] + ([run(1, h - 2)] if h > 2 else []) + [run(h - 1, 1)]
+  return jnp.concatenate(runs, axis=1)
+
+
+def _stencil_block(f, rows, cols, stencil, dtype):
+  """The stencil on one block ``(B, SR, n)`` or ``(B, SR, h, SC, w)`` with
+  its halos (``rows`` None: the block's own wrap; ``cols`` None: the
+  block's own wrap of each row)."""
+  cast = lambda a: a.astype(dtype)
+  rows = rows if rows is not None else _wrap(f, 2)
+  if f.ndim == 3:
+    return (cast(_shifted(f, 2, -1, *rows))
+            + cast(_shifted(f, 2, 1, *rows))) - 2 * cast(f)
+  if f.shape[3] == 1:  # one run of columns: field rows are memory rows
+    b, sr, h, _, w = f.shape
+    flat = lambda a: a.reshape(b * sr, a.shape[2], a.shape[4])
+    out = _stencil_rows(flat(f), tuple(flat(r) for r in rows),
+                        None if cols is None else tuple(flat(c)
+                                                        for c in cols),
+                        stencil, dtype)
+    return out.reshape(f.shape)
+  at = lambda dr, dc: cast(_neighbour(f, dr, dc, rows, cols))
+  return _stencil.stencil_sum(
+      stencil, dtype, cast(f), at(-1, 0), at(1, 0), at(0, -1), at(0, 1),
+      lambda: (at(-1, -1), at(-1, 1), at(1, -1), at(1, 1)))
 
 
 def split_axes(tree: Any, partition_specs: Any, what: str

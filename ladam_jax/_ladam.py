@@ -28,6 +28,7 @@ from ladam_jax import _c2
 from ladam_jax import _coupling
 from ladam_jax import _numerics
 from ladam_jax import _pallas
+from ladam_jax import _sharded_laplacian
 from ladam_jax import _validation
 from ladam_jax import _wave
 from ladam_jax._types import Mode, VarianceFloor
@@ -184,7 +185,8 @@ def _fused_indices(updates: Any, mu: Any, nu: Any, leaves,
   return [i for i, (g, m, v, leaf) in enumerate(zip(
       jax.tree.leaves(updates), jax.tree.leaves(mu), jax.tree.leaves(nu),
       leaves))
-          if _coupling.needs_laplacian(leaf) and leaf.halo is None
+          if _coupling.needs_laplacian(leaf)
+          and _sharded_laplacian.route(g, leaf.halo) == "whole"
           and g.size > _coupling.BATCH_MAX_SIZE
           and _pallas.qualifies(tuple(g.shape), leaf.spec, g.dtype, m.dtype,
                                 v.dtype)]

@@ -18,13 +18,14 @@ Four implementations give the same numbers (to rounding):
 
 - ``'conv'``: ``jax.lax.conv_general_dilated`` on a wrap-padded field, exactly
   the reference's ``F.pad(mode='circular')`` + ``F.conv2d``;
-- ``'shift'`` (the default with several devices, and on TPU): weighted sums
-  of shifted slices of the wrap-padded field, which XLA fuses with the
-  optimizer's elementwise maths; much faster than ``'conv'`` on CPU, where
-  single-channel convolutions are slow, and under sharding it only exchanges
-  halos (on an Auto mesh XLA's partitioner derives them from the periodic
-  pad; on an Explicit mesh a sharded leaf's blocks exchange their edge rows
-  and columns with ``jax.lax.ppermute`` inside ``jax.shard_map``);
+- ``'shift'`` (the default with several devices and no mesh in context,
+  and on TPU): weighted sums of shifted slices of the wrap-padded field,
+  which XLA fuses with the optimizer's elementwise maths; much faster than
+  ``'conv'`` on CPU, where single-channel convolutions are slow, and under
+  sharding without a mesh in context XLA's partitioner derives halo
+  exchanges from its periodic pad (leaves sharded over a mesh in context,
+  Explicit or Auto, take :mod:`ladam_jax._sharded_laplacian`'s halo path
+  instead);
 - ``'flat'`` (the default on one CPU or GPU device): no padded copy and no
   transpose. The leaf is read in memory order as ``(B, R, w)``, where each
   of the ``R`` memory rows is one field row of ``w`` contiguous columns
@@ -64,9 +65,8 @@ from ladam_jax import _layout
 from ladam_jax import _pallas
 from ladam_jax import _stencil
 from ladam_jax import _validation
-from ladam_jax._types import Stencil
 
-__all__ = ["laplacian", "leaf_laplacian", "resolve_impl", "IMPLS",
+__all__ = ["leaf_laplacian", "resolve_impl", "IMPLS",
            "default_impl", "using_impl", "forced_impl", "explicit_sharding",
            "explicit_field_layout",
            "unsharded"]
@@ -266,26 +266,10 @@ def leaf_laplacian(x: jax.Array, spec: _layout.FieldSpec | None,
         lambda y, s: leaf_laplacian(y, s, stencil, impl, dtype,
                                     in_fused_maths=in_fused_maths), x, spec)
   dtype = x.dtype if dtype is None else jnp.dtype(dtype)
-  sharding = explicit_sharding(x)
-  if sharding is not None and impl not in ("conv", "shift"):
-    # 'flat' would flatten sharded rows and the Pallas kernel runs on whole
-    # arrays: a leaf sharded on an Explicit mesh takes the halo-exchanging
-    # 'shift' (None too: the default with several devices).
-    impl = "shift"
   impl = resolve_impl(impl, tuple(x.shape), spec, (x.dtype, dtype),
                       in_fused_maths=in_fused_maths)
   if impl is None:
     return jnp.zeros_like(x, dtype=dtype)  # keeps a typed sharding
-  if sharding is not None and impl == "shift":
-    return _halo_leaf(x, spec, stencil, dtype)
-  if sharding is not None:
-    # Explicit mesh axes type every intermediate's sharding, and a periodic
-    # pad or a field reshape of a sharded axis has no typed rule; with the
-    # axes Auto inside, XLA's SPMD partitioner computes the stencil with
-    # halo exchanges, as on an Auto mesh.
-    return jax.sharding.auto_axes(
-        lambda y: _leaf_laplacian(y, spec, stencil, impl, dtype),
-        out_sharding=sharding)(x)
   return _leaf_laplacian(x, spec, stencil, impl, dtype)
 
 
@@ -340,29 +324,6 @@ def explicit_field_layout(x: jax.Array, spec: _layout.FieldSpec):
   return mesh, P(*entries), P(*out)
 
 
-def _halo_leaf(x, spec, stencil, dtype):
-  """``'shift'`` on a leaf sharded over an Explicit mesh: inside
-  ``jax.shard_map``, each device's block takes one row (column) from each
-  mesh neighbour (``ppermute``, a collective-permute) and the stencil runs
-  on the extended block; the result has the leaf's sharding."""
-  mesh, xt_spec, field_spec = explicit_field_layout(x, spec)
-  sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
-  identity = spec.perm == tuple(range(x.ndim))
-  xt = x if identity else jnp.transpose(x, spec.perm)
-  xt_shape = xt.shape
-  xt = jax.sharding.reshard(xt, xt_spec)  # a no-op unless moved
-  field = lax.reshape(xt, (spec.batch,) + spec.field, out_sharding=field_spec)
-  body = functools.partial(
-      _halo.field_laplacian,
-      groups=tuple(_halo.mesh_axes(e) for e in field_spec[1:]), sizes=sizes,
-      stencil=stencil, dtype=dtype)
-  out = jax.shard_map(body, mesh=mesh, in_specs=field_spec,
-                      out_specs=field_spec)(field)
-  out = lax.reshape(out, xt_shape, out_sharding=xt_spec)
-  out = out if identity else jnp.transpose(out, np.argsort(spec.perm))
-  return jax.sharding.reshard(out, explicit_sharding(x).spec)
-
-
 def explicit_sharding(x) -> jax.sharding.NamedSharding | None:
   """The sharding in ``x``'s type where a mesh axis of Explicit type shards
   it (inside ``jax.set_mesh`` on such a mesh), else None.
@@ -412,43 +373,3 @@ def _leaf_laplacian(x, spec, stencil, impl, dtype):
   field = xt.reshape((spec.batch,) + spec.field)
   out = _FIELD_IMPLS[impl](field, stencil, dtype).reshape(xt.shape)
   return out if identity else jnp.transpose(out, np.argsort(spec.perm))
-
-
-def laplacian(x: jax.Array, stencil: Stencil = "9point",
-              layout: _layout.LeafLayout = "flax") -> jax.Array:
-  """The periodic discrete Laplacian of one leaf, as the optimizers apply it.
-
-  A 1-D leaf is a periodic line (kernel ``[1, -2, 1]``, zero if shorter than
-  4). A leaf of 2 or more dims is seen as a periodic 2-D field (see
-  ``layout``) and zero if a side of that field is shorter than 3. 0-d leaves
-  give zero.
-
-  Args:
-    x: the leaf (any shape, floating dtype).
-    stencil: ``'9point'`` (isotropic, default) or ``'5point'``.
-    layout: ``'flax'`` (default: a Flax kernel ``(*spatial, in, out)`` gets the
-      field the reference gives the PyTorch weight ``(out, in, *spatial)``),
-      ``'torch'`` (``x.reshape(x.shape[0], -1)``), a
-      :class:`ladam_jax.LaplacianLayout`, or None (no smoothing: zeros).
-
-  Returns:
-    An array of ``x``'s shape and dtype.
-
-  Examples:
-    >>> import jax.numpy as jnp
-    >>> import ladam_jax
-    >>> x = jnp.zeros((4, 4)).at[1, 1].set(6.0)
-    >>> ladam_jax.laplacian(x)[0:3, 0:3]
-    Array([[  1.,   4.,   1.],
-           [  4., -20.,   4.],
-           [  1.,   4.,   1.]], dtype=float32)
-  """
-  _validation.check_choice("stencil", stencil, _stencil.STENCILS)
-  _layout.check_leaf_layout(layout)
-  x = jnp.asarray(x)
-  return _jitted_laplacian(x, stencil, layout, forced_impl())
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _jitted_laplacian(x, stencil, layout, impl):
-  return leaf_laplacian(x, _layout.field_spec(x.shape, layout), stencil, impl)

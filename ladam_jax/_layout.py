@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from ladam_jax import _equinox
 
 __all__ = ["LaplacianLayout", "FieldSpec", "LayoutLike", "field_spec",
-           "auto_layout", "resolve_layouts", "with_flips", "unflipped"]
+           "auto_layout", "resolve_layouts", "with_flips", "unflipped", "batched"]
 
 _NAMED_LAYOUTS = ("auto", "flax", "torch")
 
@@ -285,3 +285,11 @@ def resolve_layouts(layout: LayoutLike, tree) -> list[LeafLayout]:
     leaves = [a if isinstance(x, str) and x == "auto" else x
               for x, a in zip(leaves, auto)]
   return leaves
+
+
+def batched(spec: FieldSpec, n: int) -> FieldSpec:
+  """``spec`` of a leaf stacked ``n`` times on a new leading axis (each
+  copy's fields are independent fields of the stack)."""
+  return FieldSpec(perm=(0,) + tuple(a + 1 for a in spec.perm),
+                   batch=n * spec.batch, field=spec.field,
+                   flip=tuple(a + 1 for a in spec.flip))

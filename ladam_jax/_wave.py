@@ -127,7 +127,7 @@ def scale_by_wave_variance(
         jax.tree.map(lambda p: jnp.zeros([], nu_dtype or jnp.result_type(p)),
                      params))
 
-  def leaf_step(g, m_hat, v, v_prev, e0_state, leaf, first):
+  def leaf_step(g, m_hat, v, v_prev, e0_state, leaf, term, first):
     """One leaf's update and new ``(v, v_prev, E0²)``."""
     g2 = _numerics.abs_sq(g)
     state_dtype = v.dtype  # complex for complex leaves; v is real-valued
@@ -138,8 +138,7 @@ def scale_by_wave_variance(
                       jnp.asarray(wave_E0 * wave_E0, g2.dtype),
                       jnp.real(e0_auto))
     acc = -(wave_kappa * (g2 - e0_sq))
-    term = laplacian.term(v, leaf)
-    if term is not None:
+    if term is not None:  # c2 L(v), all leaves' computed together
       acc = term + acc
     d = wave_damping
     wave = (2 - d) * v - (1 - d) * v_prev + (wave_dt * wave_dt) * acc
@@ -164,9 +163,10 @@ def scale_by_wave_variance(
     leaves = laplacian.plan(updates, state.count)
     count_inc = optax.safe_increment(state.count)
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+    terms = laplacian.terms(jax.tree.map(jnp.real, state.nu), leaves)
     treedef, outs = _coupling.map_leaves(
         lambda i, g, m, v, vp, e0: leaf_step(g, m, v, vp, e0, leaves[i],
-                                             count_inc == 1),
+                                             terms[i], count_inc == 1),
         updates, _numerics.bias_correction(mu, b1, count_inc), state.nu,
         state.nu_prev, state.wave_e0_sq)
     new_updates, nu, nu_prev, e0 = (

@@ -11,6 +11,7 @@ leaf sharded through its FFTs (all-to-alls); an all-gather fails the check.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -158,11 +159,63 @@ def group_mesh(kind: str, explicit: bool):
   """LAdam (halos only) and Laplacian smoothing (all-to-alls only)."""
   import ladam_jax  # pylint: disable=g-import-not-at-top
   name = f"{'explicit' if explicit else 'auto'} {kind}"
-  check(ladam_jax.ladam(1e-2, c2=1e-2), kind=kind, explicit=explicit,
-        want="halo", label=f"{name} ladam")
+  ops = check(ladam_jax.ladam(1e-2, c2=1e-2), kind=kind, explicit=explicit,
+              want="halo", label=f"{name} ladam")
+  # The halos of all four leaves travel together: one ppermute per ring and
+  # direction. 1-D mesh: one ring ('x'), one round. 2-D mesh, first round:
+  # rings 'data' (rows, conv), 'model' (cols), ('model', 'data') (bias);
+  # second round, the column halos of the leaves split both ways: 'model'
+  # (rows, conv), 'data' (cols).
+  assert ops["collective-permute"] == (2 if kind == "1d" else 10), (name, ops)
+  _temporaries(kind, explicit)
   check(ladam_jax.scale_by_laplacian_smoothing(2.0), kind=kind,
         explicit=explicit, tol=2e-6, want="all-to-all",
         label=f"{name} smoothing fft")
+
+
+def _temporaries(kind: str, explicit: bool):
+  """LAdam's compiled update holds no temporary larger than the halos: no
+  padded copy of a block (``compiled.memory_analysis()``, compiled from
+  shapes: nothing is allocated)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
+  import ladam_jax  # pylint: disable=g-import-not-at-top
+  mesh = _mesh(kind, explicit)
+  if kind == "1d":
+    specs = {"rows": P("x", None), "cols": P(None, "x"), "bias": P("x")}
+  else:
+    specs = {"rows": P("data", "model"), "cols": P("model", "data"),
+             "bias": P("model")}
+  shapes = {"rows": (512, 512), "cols": (512, 512), "bias": (512,)}
+  params = {k: jax.ShapeDtypeStruct(shapes[k], jnp.float32,
+                                    sharding=NamedSharding(mesh, specs[k]))
+            for k in specs}
+  shard_bytes = sum(4 * math.prod(v) for v in shapes.values()) / 8
+
+  def state_leaf(path, x):  # a moment has its param's sharding
+    key = getattr(path[-1], "key", None) if path else None
+    sharding = (params[key].sharding if key in params and x.ndim
+                else NamedSharding(mesh, P()))
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+  for name, tx in (("adam", optax.adam(1e-3)),
+                   ("ladam", ladam_jax.ladam(1e-3, c2=1e-4))):
+
+    def step(p, s, g, tx=tx):
+      u, s = tx.update(g, s, p)
+      return optax.apply_updates(p, u), s
+
+    with jax.set_mesh(mesh):
+      state = jax.tree_util.tree_map_with_path(
+          state_leaf, jax.eval_shape(tx.init, params))
+      compiled = jax.jit(step, donate_argnums=(0, 1)).lower(
+          params, state, params).compile()
+    temp = compiled.memory_analysis().temp_size_in_bytes / shard_bytes
+    print(f"{kind} explicit={explicit} {name}: temporaries {temp:.3f} "
+          "param shards")
+    assert temp <= 0.25, (name, temp)  # a padded block copy is ~0.5
 
 
 def group_detector():
@@ -318,6 +371,36 @@ def group_shapes():
   one = lambda x: tx.update({"w": x}, tx.init({"w": x}))[0]["w"]  # noqa: E731
   want = jnp.stack([one(x) for x in xs])
   assert _max_rel(jax.jit(jax.vmap(one))(xs), want) <= 1e-6
+  # vmap over LAdam's update on an Auto mesh, the mapped leaves sharded
+  # (the halo op's vmap rule), and two split axes within one field axis
+  # (conv rows (in, kh, kw) under the 'torch'-like layout below: the split
+  # of kh moves onto `in`, an all-to-all).
+  mesh = _mesh("1d", explicit=False)
+  tx = ladam_jax.scale_by_laplacian_adam(c2=0.1)
+  gs = jnp.asarray(rng.normal(size=(3, 16, 32)), jnp.float32)
+  one = lambda g: tx.update({"w": g}, tx.init({"w": g}))[0]["w"]  # noqa: E731
+  want = jnp.stack([one(g) for g in gs])
+  with jax.set_mesh(mesh):
+    got = jax.jit(jax.vmap(one))(
+        jax.device_put(gs, NamedSharding(mesh, P(None, None, "x"))))
+  assert _max_rel(got, want) <= 1e-6, _max_rel(got, want)
+  layout = ladam_jax.LaplacianLayout(rows=(2, 0, 1), cols=(3,))
+  tx = ladam_jax.scale_by_laplacian_adam(c2=0.1, layout=layout)
+  g = jnp.asarray(rng.normal(size=(4, 3, 16, 8)), jnp.float32)
+  want = tx.update({"w": g}, tx.init({"w": g}))[0]["w"]
+  for explicit in (True, False):
+    mesh = _mesh("2d", explicit)
+    with jax.set_mesh(mesh):
+      gsh = jax.device_put(g, NamedSharding(mesh, P("data", None, "model")))
+      compiled = jax.jit(tx.update).lower({"w": gsh},
+                                          tx.init({"w": gsh})).compile()
+      got = compiled({"w": gsh}, tx.init({"w": gsh}))[0]["w"]
+    assert _max_rel(got, want) <= 1e-6, (explicit, _max_rel(got, want))
+    assert got.sharding.is_equivalent_to(
+        NamedSharding(mesh, P("data", None, "model")), 4), got.sharding
+    ops = collectives(compiled.as_text())
+    assert ops["all-gather"] == 0, ops
+    print(f"explicit={explicit} two splits in the rows: {ops}")
   print("shapes: ok")
 
 

@@ -1,0 +1,91 @@
+"""What LAdam's sharded update spends on its halo exchange, on 8 forced CPU
+devices (Explicit meshes).
+
+Times, interleaved in one run (medians, ``benchmarks/timing.py``), on the
+timed tree of ``bench_sharded.py``:
+
+- ``optax.adam``;
+- ``ladam`` (c2 = 1e-4);
+- ``ladam`` whose blocks read their own wrapped edges instead of the
+  received halos: the same per-device arithmetic without any
+  ``ppermute`` (its numbers are wrong; it only prices the collectives);
+- ``ladam`` with c2 = 0 (Adam through LAdam's code).
+
+Prints each as a ratio to ``optax.adam``'s time::
+
+    python benchmarks/bench_halo_cost.py --rounds 30
+"""
+
+from __future__ import annotations
+
+import os
+
+if "--xla_force_host_platform_device_count" not in os.environ.get(
+    "XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                             + " --xla_force_host_platform_device_count=8")
+
+import argparse  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+import jax  # noqa: E402
+import optax  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import bench_sharded  # noqa: E402  pylint: disable=g-import-not-at-top
+
+import ladam_jax  # noqa: E402
+from ladam_jax import _halo  # noqa: E402
+
+_SEND = _halo._send_all  # pylint: disable=protected-access
+_LOCAL = [False]
+
+
+def _send(messages):
+  """The halo exchange, or (while tracing the no-exchange contender) each
+  block's own wrapped edges in its place."""
+  if _LOCAL[0]:
+    return [(m.last, m.first) for m in messages]
+  return _SEND(messages)
+
+
+def without_exchange(tx):
+  """``tx`` traced with :func:`_send`'s local edges."""
+  def update(updates, state, params=None):
+    _LOCAL[0] = True
+    try:
+      return tx.update(updates, state, params)
+    finally:
+      _LOCAL[0] = False
+  return optax.GradientTransformation(tx.init, update)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rounds", type=int, default=30)
+  parser.add_argument("--side", type=int, default=1024)
+  parser.add_argument("--layers", type=int, default=2)
+  parser.add_argument("--meshes", default="x8-explicit,data2xmodel4-explicit")
+  args = parser.parse_args(argv)
+  _halo._send_all = _send  # pylint: disable=protected-access
+  for name in args.meshes.split(","):
+    mesh = bench_sharded.make_mesh(name)
+    specs = bench_sharded.tree_specs(args.side, args.layers,
+                                     len(mesh.axis_names) == 2)
+    txs = {"optax.adam": optax.adam(1e-3),
+           "ladam": ladam_jax.ladam(1e-3, c2=1e-4),
+           "ladam, no exchange": without_exchange(
+               ladam_jax.ladam(1e-3, c2=1e-4)),
+           "ladam c2=0": ladam_jax.ladam(1e-3, c2=0.0)}
+    with jax.set_mesh(mesh):
+      times, ops = bench_sharded.timed(txs, mesh, specs, args.rounds)
+    print(f"{name} ({jax.__version__}, {args.rounds} rounds):")
+    for k, t in times.items():
+      permutes = ops[k]["collective-permute"]
+      print(f"  {k}: {t / times['optax.adam']:.2f}x adam "
+            f"({t * 1e3:.1f} ms, {permutes} collective-permutes)")
+
+
+if __name__ == "__main__":
+  main()
