@@ -62,6 +62,7 @@ __all__ = ["Context", "Partition", "Block", "Ring", "context", "partitions",
            "leaf_block", "block_laplacians", "partition", "field_axes", "split_axes", "psum",
            "finite_mean", "check_partition_specs", "is_spec_leaf",
            "pmin", "pmax", "gather", "leaf_paths", "mesh_axes",
+           "padded_spec",
            "refuse_smoothing_in_shard_map", "ERROR_HINT"]
 
 ERROR_HINT = (
@@ -249,6 +250,11 @@ def leaf_paths(tree) -> list[str]:
   """Every leaf's key path, for error messages."""
   return [jax.tree_util.keystr(p) or "<root>"
           for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def padded_spec(spec, ndim: int) -> PartitionSpec:
+  """``spec`` as a PartitionSpec of ``ndim`` entries (``None`` appended)."""
+  return PartitionSpec(*(tuple(spec) + (None,) * (ndim - len(spec))))
 
 
 def mesh_axes(entry) -> tuple[str, ...]:
@@ -465,12 +471,12 @@ def _send_all(messages: list[_Message]) -> list[tuple[jax.Array, jax.Array]]:
   and concatenated: one ``ppermute`` per group and direction for the whole
   tree, whatever the number of leaves.
   """
+  messages = [m._replace(last=_to_varying(m.last, m.ring.axes),
+                         first=_to_varying(m.first, m.ring.axes))
+              for m in messages]
   groups: dict[Any, list[int]] = {}
   for i, m in enumerate(messages):
-    last = _to_varying(m.last, m.ring.axes)
-    first = _to_varying(m.first, m.ring.axes)
-    messages[i] = m._replace(last=last, first=first)
-    key = (m.ring.axes, m.ring.forward, last.dtype, _varying(last))
+    key = (m.ring.axes, m.ring.forward, m.last.dtype, _varying(m.last))
     groups.setdefault(key, []).append(i)
   out: list[Any] = [None] * len(messages)
   for (axes, forward, _, _), idx in groups.items():
@@ -661,12 +667,7 @@ def _stencil_rows(f, rows, cols, stencil, dtype):
       return (lax.pad(g[..., :w - 1], zero, ((0, 0, 0),) * 2 + ((1, 0, 0),))
               if offset < 0 else
               lax.pad(g[..., 1:], zero, ((0, 0, 0),) * 2 + ((0, 1, 0),)))
-    lo, hi = r * w + offset, (r + n) * w + offset
-    piece = lax.slice_in_dim(flat, max(lo, 0), min(hi, h * w), axis=1)
-    if lo < 0 or hi > h * w:
-      piece = lax.pad(piece, jnp.zeros((), flat.dtype),
-                      ((0, 0, 0), (max(-lo, 0), max(hi - h * w, 0), 0)))
-    return piece.reshape(b, n, w)
+    return _stencil.flat_rows(flat, w, r, n, offset)
 
   def wrapped(r, n, left):
     """The column read at ``c - 1`` for ``c = 0`` (``left``) or at ``c + 1``

@@ -177,14 +177,7 @@ def _run_rows(view: jax.Array, runs, stencil: str,
   first, last = col == 0, col == w - 1
 
   def rows(start, n, offset=0):
-    lo, hi = start * w + offset, (start + n) * w + offset
-    piece = lax.slice_in_dim(flat, max(lo, 0), min(hi, h * w), axis=1)
-    if lo < 0 or hi > h * w:
-      # k - 1 of the first element or k + 1 of the last: a zero that the
-      # select in left() / right() discards.
-      piece = lax.pad(piece, jnp.zeros((), flat.dtype),
-                      ((0, 0, 0), (max(-lo, 0), max(hi - h * w, 0), 0)))
-    return piece.reshape(b, n, w).astype(dtype)
+    return _stencil.flat_rows(flat, w, start, n, offset).astype(dtype)
 
   def left(start, n):
     return jnp.where(first, view[:, start:start + n, w - 1:].astype(dtype),

@@ -322,11 +322,6 @@ def _groups(spec, ndim, shape, sizes):
 # --------------------------------------------------------------------------
 
 
-def _padded(spec, ndim: int) -> P:
-  """``spec`` as a PartitionSpec of ``ndim`` entries (``None`` appended)."""
-  return P(*(tuple(spec) + (None,) * (ndim - len(spec))))
-
-
 def _block_body(field, stencil, method, groups, sizes) -> Callable:
   """:func:`_block_solve` for one sharding, whole fields by
   :func:`solve_fields`."""
@@ -343,7 +338,7 @@ def field_type_spec(x: jax.Array):
   sharding = _laplacian.explicit_sharding(x)
   if sharding is None:
     return None
-  return sharding.mesh, _padded(sharding.spec, x.ndim)
+  return sharding.mesh, _halo.padded_spec(sharding.spec, x.ndim)
 
 
 def _explicit_solve(f, sigma, mesh, spec, field, stencil, method):
@@ -364,7 +359,7 @@ def _explicit_solve(f, sigma, mesh, spec, field, stencil, method):
 def _named(sharding, ndim):
   """The PartitionSpec of a NamedSharding, padded to ``ndim``, else None."""
   spec = getattr(sharding, "spec", None)
-  return None if spec is None else _padded(spec, ndim)
+  return None if spec is None else _halo.padded_spec(spec, ndim)
 
 
 def _cp_partition(field, stencil, method, mesh, arg_shapes, result_shape):

@@ -124,7 +124,7 @@ def laplacians(xs: Sequence[jax.Array],
                       pick(dtypes), what)
     else:
       got = _auto(pick(xs), (pick(specs), pick(layouts), stencil,
-                             pick(tuple(jnp.dtype(d) for d in dtypes)),
+                             tuple(jnp.dtype(d) for d in pick(dtypes)),
                              what))
     for i, y in zip(idx, got):
       out[i] = y
@@ -135,7 +135,7 @@ def haloable_spec(spec: P, shape: tuple[int, ...], layout,
                   sizes: dict) -> P:
   """``spec`` (padded to the leaf's rank) moved to the nearest sharding the
   halo exchange takes (see the module docs)."""
-  entries = list(tuple(spec) + (None,) * (len(shape) - len(spec)))
+  entries = list(_halo.padded_spec(spec, len(shape)))
   for a, entry in enumerate(entries):
     axes = _halo.mesh_axes(entry)
     if axes and shape[a] % math.prod(sizes[m] for m in axes):
@@ -178,16 +178,12 @@ def _body(xs, pspecs, specs, layouts, stencil, dtypes, sizes, what):
   return tuple(out)
 
 
-def _padded(spec, ndim: int) -> P:
-  return P(*(tuple(spec) + (None,) * (ndim - len(spec))))
-
-
 def _explicit(xs, mesh, specs, layouts, stencil, dtypes, what):
   """One ``jax.shard_map`` over the Explicit ``mesh`` for all the leaves."""
   sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
   typed, moved = [], []
   for x, layout in zip(xs, layouts):
-    spec = _padded(_laplacian.explicit_sharding(x).spec, x.ndim)
+    spec = _halo.padded_spec(_laplacian.explicit_sharding(x).spec, x.ndim)
     fixed = haloable_spec(spec, tuple(x.shape), layout, sizes)
     typed.append(spec)
     moved.append(fixed)
@@ -217,7 +213,7 @@ def _cp_specs(layouts, mesh, arg_shapes):
     shape = tuple(a.shape)
     spec = getattr(a.sharding, "spec", None)
     spec = P() if spec is None or not sizes else spec
-    out.append(haloable_spec(_padded(spec, len(shape)), shape, layout, sizes))
+    out.append(haloable_spec(spec, shape, layout, sizes))
   return sizes, out
 
 

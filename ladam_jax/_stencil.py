@@ -18,13 +18,15 @@ import math
 from typing import NamedTuple
 
 import jax
+from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
 from ladam_jax import _layout
 
 __all__ = ["STENCILS", "WEIGHTS", "stability_bound", "kernel_2d",
-           "stencil_sum", "row_neighbours", "RowPlan", "row_plan"]
+           "stencil_sum", "flat_rows", "row_neighbours", "RowPlan",
+           "row_plan"]
 
 STENCILS = ("9point", "5point")
 
@@ -76,6 +78,25 @@ def stencil_sum(stencil, dtype, centre, up, down, left, right, corners=None):
     up_left, up_right, down_left, down_right = corners()
     out = out + kw * ((up_left + up_right) + (down_left + down_right))
   return out
+
+
+def flat_rows(flat: jax.Array, w: int, start: int, n: int,
+              offset: int = 0) -> jax.Array:
+  """Memory rows ``start .. start+n-1`` of ``flat`` ``(b, R*w)``, each entry
+  read ``offset`` elements over in the flattened rows, as ``(b, n, w)``.
+
+  Where ``k + offset`` leaves the buffer (``k - 1`` of the first element,
+  ``k + 1`` of the last) the slice is padded with a zero that the caller's
+  select on the column discards; static slices and a pad, which XLA fuses
+  into the stencil's loop.
+  """
+  b, size = flat.shape
+  lo, hi = start * w + offset, (start + n) * w + offset
+  piece = lax.slice_in_dim(flat, max(lo, 0), min(hi, size), axis=1)
+  if lo < 0 or hi > size:
+    piece = lax.pad(piece, jnp.zeros((), flat.dtype),
+                    ((0, 0, 0), (max(-lo, 0), max(hi - size, 0), 0)))
+  return piece.reshape(b, n, w)
 
 
 class RowPlan(NamedTuple):
