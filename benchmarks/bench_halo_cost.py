@@ -9,11 +9,17 @@ timed tree of ``bench_sharded.py``:
 - ``ladam`` whose blocks read their own wrapped edges instead of the
   received halos: the same per-device arithmetic without any
   ``ppermute`` (its numbers are wrong; it only prices the collectives);
-- ``ladam`` with c2 = 0 (Adam through LAdam's code).
+- ``ladam`` with c2 = 0 (Adam through LAdam's code);
+- ``optax.adam`` followed by two ``ppermute`` of one row of one leaf (one
+  each way around all the mesh's devices): what the smallest possible halo
+  exchange adds to Adam's own update on these devices.
 
-Prints each as a ratio to ``optax.adam``'s time::
+Prints each as a ratio to ``optax.adam``'s time; ``--single`` times each
+kind of leaf of the tree alone (a row-split and a column-split kernel, the
+conv kernel split on its output channels, a bias)::
 
     python benchmarks/bench_halo_cost.py --rounds 30
+    python benchmarks/bench_halo_cost.py --rounds 30 --single
 """
 
 from __future__ import annotations
@@ -61,30 +67,69 @@ def without_exchange(tx):
   return optax.GradientTransformation(tx.init, update)
 
 
+def with_two_ppermutes(tx, mesh, specs):
+  """``tx`` followed by two ``ppermute`` of one row of the tree's first
+  leaf (forward and backward around every device of ``mesh``), whose
+  received rows enter that leaf's update at weight 1e-30 (so XLA keeps
+  them); prices one exchange round, not LAdam."""
+  key = next(iter(specs))
+  spec = specs[key][1]
+  axes = tuple(mesh.axis_names)
+  n = mesh.devices.size
+  forward = [(i, (i + 1) % n) for i in range(n)]
+  backward = [(j, i) for i, j in forward]
+
+  def exchange(u):
+    got = (jax.lax.ppermute(u[-1:], axes, forward)
+           + jax.lax.ppermute(u[:1], axes, backward))
+    return u + 1e-30 * got
+
+  ring = jax.shard_map(exchange, mesh=mesh, in_specs=spec, out_specs=spec)
+
+  def update(updates, state, params=None):
+    updates, state = tx.update(updates, state, params)
+    return {**updates, key: ring(updates[key])}, state
+  return optax.GradientTransformation(tx.init, update)
+
+
+def run(name, mesh, specs, rounds):
+  """Times the contenders on one tree and prints their ratios to Adam's."""
+  txs = {"optax.adam": optax.adam(1e-3),
+         "ladam": ladam_jax.ladam(1e-3, c2=1e-4),
+         "ladam, no exchange": without_exchange(
+             ladam_jax.ladam(1e-3, c2=1e-4)),
+         "ladam c2=0": ladam_jax.ladam(1e-3, c2=0.0),
+         "optax.adam + 2 ppermutes": with_two_ppermutes(
+             optax.adam(1e-3), mesh, specs)}
+  with jax.set_mesh(mesh):
+    times, ops = bench_sharded.timed(txs, mesh, specs, rounds)
+  print(f"{name} ({jax.__version__}, {rounds} rounds):")
+  for k, t in times.items():
+    permutes = ops[k]["collective-permute"]
+    print(f"  {k}: {t / times['optax.adam']:.2f}x adam "
+          f"({t * 1e3:.1f} ms, {permutes} collective-permutes)")
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--rounds", type=int, default=30)
   parser.add_argument("--side", type=int, default=1024)
   parser.add_argument("--layers", type=int, default=2)
   parser.add_argument("--meshes", default="x8-explicit,data2xmodel4-explicit")
+  parser.add_argument("--single", action="store_true",
+                      help="time each kind of leaf (rows0, cols0, bias0, "
+                      "conv) alone")
   args = parser.parse_args(argv)
   _halo._send_all = _send  # pylint: disable=protected-access
   for name in args.meshes.split(","):
     mesh = bench_sharded.make_mesh(name)
-    specs = bench_sharded.tree_specs(args.side, args.layers,
-                                     len(mesh.axis_names) == 2)
-    txs = {"optax.adam": optax.adam(1e-3),
-           "ladam": ladam_jax.ladam(1e-3, c2=1e-4),
-           "ladam, no exchange": without_exchange(
-               ladam_jax.ladam(1e-3, c2=1e-4)),
-           "ladam c2=0": ladam_jax.ladam(1e-3, c2=0.0)}
-    with jax.set_mesh(mesh):
-      times, ops = bench_sharded.timed(txs, mesh, specs, args.rounds)
-    print(f"{name} ({jax.__version__}, {args.rounds} rounds):")
-    for k, t in times.items():
-      permutes = ops[k]["collective-permute"]
-      print(f"  {k}: {t / times['optax.adam']:.2f}x adam "
-            f"({t * 1e3:.1f} ms, {permutes} collective-permutes)")
+    tree = bench_sharded.tree_specs(args.side, args.layers,
+                                    len(mesh.axis_names) == 2)
+    if not args.single:
+      run(name, mesh, tree, args.rounds)
+      continue
+    for key in ("rows0", "cols0", "bias0", "conv"):
+      run(f"{name}, {key} alone", mesh, {key: tree[key]}, args.rounds)
 
 
 if __name__ == "__main__":

@@ -253,13 +253,18 @@ def markdown(res: dict) -> str:
       "op; each device runs the stencil on its own block as on one device "
       "and reads, at the block's edges only, one row or column from each "
       "mesh neighbour. The halos of all leaves that cross the same devices "
-      "travel together: one `ppermute` per ring of devices and direction, "
-      "in one round on the 1-D meshes (2 in all) and in two on the 2-D mesh, "
-      "where kernels split on both field axes send their column halos after "
-      "their row halos, which bring the 9-point stencil's corners (2 rings "
-      "x 2 directions x 2 rounds = 8). Laplacian smoothing moves each leaf through two "
-      "all-to-alls (four for a 1-D bias) and its FFTs are O(n log n) against "
-      "Adam's O(n). Not measured: accelerators with a real interconnect."]
+      "travel together: one `ppermute` per ring of devices and direction "
+      "(one for both directions on a ring of two devices), in one round on "
+      "the 1-D meshes (2 in all) and in two on the 2-D mesh, where kernels "
+      "split on both field axes send their column halos after their row "
+      "halos, which bring the 9-point stencil's corners (per round, 1 on "
+      "the 'data' ring of two devices and 2 on the 'model' ring of four: "
+      "6 in all). What the smallest exchange (two `ppermute` of one row) "
+      "adds to `optax.adam` on these devices is measured by "
+      "`benchmarks/bench_halo_cost.py`. Laplacian smoothing moves each "
+      "leaf through two all-to-alls (four for a 1-D bias) and its FFTs are "
+      "O(n log n) against Adam's O(n). Not measured: accelerators with a "
+      "real interconnect."]
   return "\n".join(lines) + "\n"
 
 

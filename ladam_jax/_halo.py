@@ -469,7 +469,8 @@ def _send_all(messages: list[_Message]) -> list[tuple[jax.Array, jax.Array]]:
   Messages that travel between the same devices (the same mesh axes and
   ring) in the same dtype, with the same varying mesh axes, are flattened
   and concatenated: one ``ppermute`` per group and direction for the whole
-  tree, whatever the number of leaves.
+  tree, whatever the number of leaves. On a ring of two blocks both
+  directions go to the same device: one ``ppermute`` carries both.
   """
   messages = [m._replace(last=_to_varying(m.last, m.ring.axes),
                          first=_to_varying(m.first, m.ring.axes))
@@ -486,8 +487,14 @@ def _send_all(messages: list[_Message]) -> list[tuple[jax.Array, jax.Array]]:
     flat = lambda xs: (xs[0].reshape(-1) if len(xs) == 1 else
                        jnp.concatenate([x.reshape(-1) for x in xs]))
     # Block b receives the last slices of block b - 1, the first of b + 1.
-    below = lax.ppermute(flat([m.last for m in parts]), name, list(forward))
-    above = lax.ppermute(flat([m.first for m in parts]), name, backward)
+    lasts, firsts = [m.last for m in parts], [m.first for m in parts]
+    if set(backward) == set(forward):  # b - 1 and b + 1 are one block
+      both = lax.ppermute(flat(lasts + firsts), name, list(forward))
+      half = both.shape[0] // 2
+      below, above = both[:half], both[half:]
+    else:
+      below = lax.ppermute(flat(lasts), name, list(forward))
+      above = lax.ppermute(flat(firsts), name, backward)
     offset = 0
     for i, m in zip(idx, parts):
       n = m.last.size
@@ -548,17 +555,25 @@ def block_laplacians(xs: Sequence[jax.Array], blocks: Sequence[Block],
   neighbour. The halos of all leaves travel together (:func:`_send_all`):
   rows first, then the columns of leaves split both ways, whose column
   halos carry the corners from the row halos (for the 9-point stencil's
-  diagonal neighbours). Sums in ``dtypes[i]`` in the order of
+  diagonal neighbours; the 5-point stencil reads no corner, and all its
+  halos travel in one round). Sums in ``dtypes[i]`` in the order of
   :func:`ladam_jax._stencil.stencil_sum`, as the unsharded
   implementations.
   """
-  fields = [_field(x, b) for x, b in zip(xs, blocks)]
+  plans = [_memory_rows(x, b) for x, b in zip(xs, blocks)]
+  # A block that row_plan reads in memory order is not transposed: its
+  # field (and column halos) stay in the leaf's own row order.
+  fields = [(x.reshape(p.view), lambda out, x=x: out.reshape(x.shape))
+            if p is not None else _field(x, b)
+            for x, b, p in zip(xs, blocks, plans)]
   fs = [f for f, _ in fields]
   rows: list[Any] = [None] * len(xs)  # (below, above) row halos
   cols: list[Any] = [None] * len(xs)
 
   def col_message(i, ring):
     f = fs[i]
+    # The row halos where they have come (their ends are the corners), else
+    # the block's own wrap (a 5-point stencil reads no corner).
     below, above = rows[i] if rows[i] is not None else _wrap(f, 2)
     # The first / last column of the row-extended block, (B, SR, h+2, SC, 1).
     first, last = (jnp.concatenate(parts, axis=2) for parts in zip(
@@ -568,12 +583,17 @@ def block_laplacians(xs: Sequence[jax.Array], blocks: Sequence[Block],
   # Phase 1: rows, and columns of leaves whose rows are whole.
   first_phase, second_phase = [], []
   for i, (f, b) in enumerate(zip(fs, blocks)):
+    if plans[i] is not None:
+      if b.cols is not None:  # the first / last column, (B, R, 1)
+        first, last = _edges(f, 2)
+        first_phase.append((i, "cols", _Message(b.cols, 2, last, first)))
+      continue
     if b.rows is not None:
       first, last = _edges(f, 2)
       first_phase.append((i, "rows", _Message(b.rows, 2, last, first)))
     if f.ndim == 5 and b.cols is not None:
-      (second_phase if b.rows is not None else first_phase).append(
-          (i, "cols", None))
+      corners = b.rows is not None and stencil == "9point"
+      (second_phase if corners else first_phase).append((i, "cols", None))
   for phase in (first_phase, second_phase):
     msgs = [m if m is not None else col_message(i, blocks[i].cols)
             for i, _, m in phase]
@@ -581,8 +601,26 @@ def block_laplacians(xs: Sequence[jax.Array], blocks: Sequence[Block],
       (rows if kind == "rows" else cols)[i] = got
   out = []
   for i, ((f, back), dtype) in enumerate(zip(fields, dtypes)):
-    out.append(back(_stencil_block(f, rows[i], cols[i], stencil, dtype)))
+    if plans[i] is not None:
+      lap = jnp.concatenate(_stencil.run_rows(f, plans[i].runs, stencil,
+                                              dtype, cols[i]), axis=1)
+    else:
+      lap = _stencil_block(f, rows[i], cols[i], stencil, dtype)
+    out.append(back(lap))
   return out
+
+
+def _memory_rows(x: jax.Array, block: Block) -> Optional[_stencil.RowPlan]:
+  """The :class:`ladam_jax._stencil.RowPlan` of a block whose field rows
+  are all on this device and are its memory rows in some order (a Flax
+  conv kernel ``(kh, kw, in, out)`` split on ``out``: field rows
+  ``(in, kh, kw)``), or None. Such a block is read in memory order, as
+  ``'flat'`` reads a whole leaf, with the column halos at its edges."""
+  spec = block.spec
+  if (spec is None or len(spec.field) != 2 or block.rows is not None
+      or (block.cols is not None and block.cols.segments != 1)):
+    return None
+  return _stencil.row_plan(tuple(x.shape), spec)
 
 
 def _wrap(f: jax.Array, axis: int):

@@ -159,42 +159,6 @@ def _shift_field(f: jax.Array, stencil: str, dtype) -> jax.Array:
       lambda: (s(0, 0), s(0, 2), s(2, 0), s(2, 2)))
 
 
-def _run_rows(view: jax.Array, runs, stencil: str,
-              dtype) -> list[jax.Array]:
-  """The Laplacian on each run ``(start, n, up, down)`` of a ``(B, R, w)`` view.
-
-  Every neighbour is a slice of the flattened rows: column ``j ± 1`` is the
-  flat element ``k ± 1``, except at ``j = 0`` / ``j = w - 1`` where a select
-  takes the wrapped element of the same row instead. Left of the first
-  element and right of the last, where ``k ± 1`` leaves the buffer, the
-  slice is padded with one element that this select discards, so the whole
-  leaf is static slices, selects and a concatenation, which XLA fuses into
-  its consumer (a gather of the edge rows would be a separate kernel).
-  """
-  b, h, w = view.shape
-  flat = view.reshape(b, h * w)
-  col = lax.broadcasted_iota(jnp.int32, (1, 1, w), 2)
-  first, last = col == 0, col == w - 1
-
-  def rows(start, n, offset=0):
-    return _stencil.flat_rows(flat, w, start, n, offset).astype(dtype)
-
-  def left(start, n):
-    return jnp.where(first, view[:, start:start + n, w - 1:].astype(dtype),
-                     rows(start, n, -1))
-
-  def right(start, n):
-    return jnp.where(last, view[:, start:start + n, :1].astype(dtype),
-                     rows(start, n, 1))
-
-  return [_stencil.stencil_sum(
-      stencil, dtype, rows(start, n), rows(u, n), rows(d, n),
-      left(start, n), right(start, n),
-      lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
-                             right(d, n)))
-          for start, n, u, d in runs]
-
-
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _flat_leaf(x: jax.Array, plan: _stencil.RowPlan, stencil: str,
                dtype) -> jax.Array:
@@ -204,7 +168,8 @@ def _flat_leaf(x: jax.Array, plan: _stencil.RowPlan, stencil: str,
   shape instead of dispatching its many slices one by one; inside an outer
   ``jit`` it is inlined and fused like the rest of the update.
   """
-  pieces = _run_rows(x.reshape(plan.view), plan.runs, stencil, dtype)
+  pieces = _stencil.run_rows(x.reshape(plan.view), plan.runs, stencil,
+                             dtype)
   return jnp.concatenate(pieces, axis=1).reshape(x.shape)
 
 

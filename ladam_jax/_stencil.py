@@ -25,8 +25,8 @@ import numpy as np
 from ladam_jax import _layout
 
 __all__ = ["STENCILS", "WEIGHTS", "stability_bound", "kernel_2d",
-           "stencil_sum", "flat_rows", "row_neighbours", "RowPlan",
-           "row_plan"]
+           "stencil_sum", "flat_rows", "run_rows", "row_neighbours",
+           "RowPlan", "row_plan"]
 
 STENCILS = ("9point", "5point")
 
@@ -97,6 +97,47 @@ def flat_rows(flat: jax.Array, w: int, start: int, n: int,
     piece = lax.pad(piece, jnp.zeros((), flat.dtype),
                     ((0, 0, 0), (max(-lo, 0), max(hi - size, 0), 0)))
   return piece.reshape(b, n, w)
+
+
+def run_rows(view: jax.Array, runs, stencil: str, dtype,
+             halos=None) -> list[jax.Array]:
+  """The Laplacian on each run ``(start, n, up, down)`` of a ``(B, R, w)`` view.
+
+  Every neighbour is a slice of the flattened rows: column ``j ± 1`` is the
+  flat element ``k ± 1``, except at ``j = 0`` / ``j = w - 1`` where a select
+  takes the wrapped element of the same row instead (or, with ``halos``,
+  the entry of the neighbouring block: ``(left, right)``, each ``(B, R, 1)``
+  in the view's row order, the last column of the block before and the
+  first of the block after). Left of the first element and right of the
+  last, where ``k ± 1`` leaves the buffer, the slice is padded with one
+  element that this select discards, so the whole leaf is static slices,
+  selects and a concatenation, which XLA fuses into its consumer (a gather
+  of the edge rows would be a separate kernel).
+  """
+  b, h, w = view.shape
+  flat = view.reshape(b, h * w)
+  col = lax.broadcasted_iota(jnp.int32, (1, 1, w), 2)
+  first, last = col == 0, col == w - 1
+  left_col, right_col = ((view[:, :, w - 1:], view[:, :, :1])
+                         if halos is None else halos)
+
+  def rows(start, n, offset=0):
+    return flat_rows(flat, w, start, n, offset).astype(dtype)
+
+  def left(start, n):
+    return jnp.where(first, left_col[:, start:start + n].astype(dtype),
+                     rows(start, n, -1))
+
+  def right(start, n):
+    return jnp.where(last, right_col[:, start:start + n].astype(dtype),
+                     rows(start, n, 1))
+
+  return [stencil_sum(
+      stencil, dtype, rows(start, n), rows(u, n), rows(d, n),
+      left(start, n), right(start, n),
+      lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
+                             right(d, n)))
+          for start, n, u, d in runs]
 
 
 class RowPlan(NamedTuple):

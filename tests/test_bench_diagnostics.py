@@ -66,6 +66,7 @@ def test_diagnostics_is_for_a_task(capsys):
   assert "--diagnostics" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_diagnostics_smoke(tmp_path):
   """--diagnostics on the fastest task (the full check rides on the slow
   resnet-chi-anneal end-to-end run): stats over training in the JSON, the

@@ -232,6 +232,7 @@ def _close(a, b):
                                atol=1e-9)
 
 
+@pytest.mark.slow
 def test_every_per_leaf_c2_form_agrees():
   """A value, a pytree mapped over the filtered model (None included), one
   mapped over the whole model, a params function, auto_c2 and c2_by_path all
@@ -260,6 +261,7 @@ def test_every_per_leaf_c2_form_agrees():
   assert diff > 1e-6
 
 
+@pytest.mark.slow
 def test_layout_sigma_and_mask_as_equinox_pytrees():
   model, params, grads = _cnn_setup()
   # layout mapped over the filtered model: the Nones are not layouts.

@@ -126,6 +126,7 @@ def test_chi_anneal_optimizers_anneal_what_they_say():
                              rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_vmap_and_loop_batching_agree():
   task = _tasks.get_task("noisy-regression")
   size = task.tiny
@@ -142,6 +143,7 @@ def test_vmap_and_loop_batching_agree():
   assert not np.allclose(a.curves[0], a.curves[1])
 
 
+@pytest.mark.slow
 def test_same_batches_for_every_optimizer():
   """LAdam with c2 = 0 is Adam: with shared batches, the paired change is 0."""
   task = _tasks.get_task("noisy-regression")

@@ -235,13 +235,17 @@ def test_nnx_optimizer_matches_functional_update():
   assert c2["attn"]["query"]["kernel"] == 0.0
 
 
+# The example programs run end to end in the slow step (the default suite
+# has the TrainState, nnx and optax.chain APIs' own tests above).
 @pytest.mark.parametrize("script, args, check", [
-    ("flax_linen_trainstate", ["--steps", "30"],
-     lambda out: out[0][-1] < out[0][0]),
-    ("flax_nnx_optimizer", ["--steps", "30", "--dim", "16"],
-     lambda out: out[0][-1] < out[0][0]),
-    ("optax_chain", ["--steps", "30"], lambda out: out[0][-1] < out[0][0]),
-    ("checkpoint_orbax", ["--steps", "20"], lambda out: out is True),
+    pytest.param("flax_linen_trainstate", ["--steps", "30"],
+                 lambda out: out[0][-1] < out[0][0], marks=pytest.mark.slow),
+    pytest.param("flax_nnx_optimizer", ["--steps", "30", "--dim", "16"],
+                 lambda out: out[0][-1] < out[0][0], marks=pytest.mark.slow),
+    pytest.param("optax_chain", ["--steps", "30"],
+                 lambda out: out[0][-1] < out[0][0], marks=pytest.mark.slow),
+    pytest.param("checkpoint_orbax", ["--steps", "20"],
+                 lambda out: out is True, marks=pytest.mark.slow),
 ])
 def test_flax_examples(script, args, check, capsys):
   module = __import__(script)

@@ -137,6 +137,7 @@ def check(tx, *, kind: str, explicit: bool, steps: int = 2,
           label, path, x.sharding)
   text = compiled.as_text()
   ops = collectives(text)
+  ops["transpose"] = len(re.findall(r"\btranspose\(", text))
   assert ops["all-gather"] == 0, (label, ops)  # no leaf is gathered
   if want == "halo":
     assert ops["collective-permute"] > 0, (label, ops)
@@ -162,11 +163,23 @@ def group_mesh(kind: str, explicit: bool):
   ops = check(ladam_jax.ladam(1e-2, c2=1e-2), kind=kind, explicit=explicit,
               want="halo", label=f"{name} ladam")
   # The halos of all four leaves travel together: one ppermute per ring and
-  # direction. 1-D mesh: one ring ('x'), one round. 2-D mesh, first round:
-  # rings 'data' (rows, conv), 'model' (cols), ('model', 'data') (bias);
-  # second round, the column halos of the leaves split both ways: 'model'
-  # (rows, conv), 'data' (cols).
-  assert ops["collective-permute"] == (2 if kind == "1d" else 10), (name, ops)
+  # direction, one for both directions on a ring of two blocks ('data').
+  # 1-D mesh: one ring ('x'), one round. 2-D mesh, first round: rings
+  # 'data' (rows, conv: 1), 'model' (cols: 2), ('model', 'data') (bias: 2);
+  # second round, the column halos of the leaves split both ways, which
+  # carry the 9-point stencil's corners: 'model' (rows, conv: 2), 'data'
+  # (cols: 1).
+  assert ops["collective-permute"] == (2 if kind == "1d" else 8), (name, ops)
+  if kind == "1d":
+    # Every block holds whole field rows: each is read in memory order, the
+    # conv kernel (kh, kw, in, out) split on `out` too (field rows
+    # (in, kh, kw)), with no transposed copy.
+    assert ops["transpose"] == 0, (name, ops)
+  # The 5-point stencil reads no corner: one round (2-D mesh: 1 + 2 + 2
+  # for the rings 'data', 'model' and ('model', 'data')).
+  ops = check(ladam_jax.ladam(1e-2, c2=1e-2, stencil="5point"), kind=kind,
+              explicit=explicit, want="halo", label=f"{name} ladam 5point")
+  assert ops["collective-permute"] == (2 if kind == "1d" else 5), (name, ops)
   _temporaries(kind, explicit)
   check(ladam_jax.scale_by_laplacian_smoothing(2.0), kind=kind,
         explicit=explicit, tol=2e-6, want="all-to-all",

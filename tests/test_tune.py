@@ -40,8 +40,8 @@ def test_search_points_cover_the_log_ranges_and_repeat():
     _tune.search_points(dims, 0, 1e-3)
 
 
-@pytest.mark.parametrize("task_name", [
-    "noisy-regression", pytest.param("cnn-denoise", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name", ["noisy-regression", "cnn-denoise"])
 def test_trials_in_one_program_equal_separate_runs(task_name, name="ladam"):
   """Trials set in an injected state (tiled random seeds, one compile)
   train exactly as optimizers built at each trial's values."""
@@ -154,6 +154,7 @@ def test_tune_cli_end_to_end_and_summary(tmp_path, capsys):
   assert "Holm p" in out_text and "**Verdict:** across 2 tasks" in out_text
 
 
+@pytest.mark.slow
 def test_tune_cli_smoke(tmp_path, capsys):
   """The tune command and its summary at the smallest size (the full
   end-to-end check above is slow)."""
