@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import typing
-import warnings
 
 import jax
 import jax.numpy as jnp
