@@ -602,8 +602,7 @@ def block_laplacians(xs: Sequence[jax.Array], blocks: Sequence[Block],
   out = []
   for i, ((f, back), dtype) in enumerate(zip(fields, dtypes)):
     if plans[i] is not None:
-      lap = jnp.concatenate(_stencil.run_rows(f, plans[i].runs, stencil,
-                                              dtype, cols[i]), axis=1)
+      lap = _stencil.run_rows(f, plans[i].runs, stencil, dtype, cols[i])
     else:
       lap = _stencil_block(f, rows[i], cols[i], stencil, dtype)
     out.append(back(lap))
@@ -616,11 +615,10 @@ def _memory_rows(x: jax.Array, block: Block) -> Optional[_stencil.RowPlan]:
   conv kernel ``(kh, kw, in, out)`` split on ``out``: field rows
   ``(in, kh, kw)``), or None. Such a block is read in memory order, as
   ``'flat'`` reads a whole leaf, with the column halos at its edges."""
-  spec = block.spec
-  if (spec is None or len(spec.field) != 2 or block.rows is not None
+  if (block.spec is None or block.rows is not None
       or (block.cols is not None and block.cols.segments != 1)):
     return None
-  return _stencil.row_plan(tuple(x.shape), spec)
+  return _stencil.row_plan(tuple(x.shape), block.spec)  # None unless 2-D
 
 
 def _wrap(f: jax.Array, axis: int):

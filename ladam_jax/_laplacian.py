@@ -168,9 +168,8 @@ def _flat_leaf(x: jax.Array, plan: _stencil.RowPlan, stencil: str,
   shape instead of dispatching its many slices one by one; inside an outer
   ``jit`` it is inlined and fused like the rest of the update.
   """
-  pieces = _stencil.run_rows(x.reshape(plan.view), plan.runs, stencil,
-                             dtype)
-  return jnp.concatenate(pieces, axis=1).reshape(x.shape)
+  return _stencil.run_rows(x.reshape(plan.view), plan.runs, stencil,
+                           dtype).reshape(x.shape)
 
 
 _FIELD_IMPLS = {"conv": _conv_field, "shift": _shift_field}

@@ -100,8 +100,9 @@ def flat_rows(flat: jax.Array, w: int, start: int, n: int,
 
 
 def run_rows(view: jax.Array, runs, stencil: str, dtype,
-             halos=None) -> list[jax.Array]:
-  """The Laplacian on each run ``(start, n, up, down)`` of a ``(B, R, w)`` view.
+             halos=None) -> jax.Array:
+  """The Laplacian of a ``(B, R, w)`` view, run by run ``(start, n, up,
+  down)`` (the runs cover the rows in order), as one ``(B, R, w)`` array.
 
   Every neighbour is a slice of the flattened rows: column ``j ± 1`` is the
   flat element ``k ± 1``, except at ``j = 0`` / ``j = w - 1`` where a select
@@ -132,12 +133,12 @@ def run_rows(view: jax.Array, runs, stencil: str, dtype,
     return jnp.where(last, right_col[:, start:start + n].astype(dtype),
                      rows(start, n, 1))
 
-  return [stencil_sum(
+  return jnp.concatenate([stencil_sum(
       stencil, dtype, rows(start, n), rows(u, n), rows(d, n),
       left(start, n), right(start, n),
       lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
                              right(d, n)))
-          for start, n, u, d in runs]
+                          for start, n, u, d in runs], axis=1)
 
 
 class RowPlan(NamedTuple):
