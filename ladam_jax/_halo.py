@@ -28,8 +28,9 @@ across the periodic wrap, where run ``o`` of the first block continues run
 independent fields and need no exchange. Two split tensor axes within the
 rows (or within the columns) are refused with an error that names the leaf
 and the axes.
-Rows are exchanged first, then the columns of the row-extended block, so
-that the 9-point stencil's corners come from the diagonal neighbour. The
+Where rows and columns are both split, one dimension's halos are
+exchanged first and the other's, extended by them, second, so that the
+9-point stencil's corners come from the diagonal neighbour. The
 halos of all the leaves of one update that cross the same devices travel in
 one ``ppermute`` per direction (:func:`block_laplacians`); the same code
 runs the blocks of leaves sharded on Explicit and Auto meshes
@@ -552,71 +553,97 @@ def block_laplacians(xs: Sequence[jax.Array], blocks: Sequence[Block],
   ``blocks[i]`` says how ``xs[i]`` is split (:func:`leaf_block`, with a
   field). Each block's own stencil reads shifted slices of the block; only
   the entries at its edges read the halos, one row (column) from each mesh
-  neighbour. The halos of all leaves travel together (:func:`_send_all`):
-  rows first, then the columns of leaves split both ways, whose column
-  halos carry the corners from the row halos (for the 9-point stencil's
-  diagonal neighbours; the 5-point stencil reads no corner, and all its
-  halos travel in one round). Sums in ``dtypes[i]`` in the order of
+  neighbour. The halos of all leaves travel together (:func:`_send_all`).
+  The 9-point stencil's corners come from the diagonal neighbour: a leaf
+  split both ways exchanges one dimension first, and the halos of the
+  other dimension then carry the ends of the first one's. Which dimension
+  goes first follows one order of the rings for every leaf, so the first
+  round holds the halos of one ring (say ``'data'``) and the second those
+  of the other (``'model'``): each ring's ``ppermute`` is shared by every
+  leaf, whichever of its dimensions it splits (the 5-point stencil reads
+  no corner: one round). Sums in ``dtypes[i]`` in the order of
   :func:`ladam_jax._stencil.stencil_sum`, as the unsharded
   implementations.
   """
   plans = [_memory_rows(x, b) for x, b in zip(xs, blocks)]
   # A block that row_plan reads in memory order is not transposed: its
-  # field (and column halos) stay in the leaf's own row order.
+  # field (and halos) stay in the leaf's own row order, (B, R, w).
   fields = [(x.reshape(p.view), lambda out, x=x: out.reshape(x.shape))
             if p is not None else _field(x, b)
             for x, b, p in zip(xs, blocks, plans)]
   fs = [f for f, _ in fields]
-  rows: list[Any] = [None] * len(xs)  # (below, above) row halos
-  cols: list[Any] = [None] * len(xs)
+  got: list[dict] = [{} for _ in xs]  # "rows" / "cols" -> (below, above)
+  axes = [{"rows": 1, "cols": 2} if p is not None else {"rows": 2, "cols": 4}
+          for p in plans]
+  # Blocks read as memory rows take their corners from either dimension's
+  # halos; the others (several runs of columns) from the column halos,
+  # extended by the row halos (or by their own wrap).
+  rows_views = [p is not None or (f.ndim == 5 and f.shape[3] == 1)
+                for f, p in zip(fs, plans)]
+  key = lambda ring: (ring.axes, ring.forward)
+  rounds: tuple[list, list] = ([], [])
+  single = []
+  for i, b in enumerate(blocks):
+    split = [(kind, ring) for kind, ring in (("rows", b.rows),
+                                             ("cols", b.cols))
+             if ring is not None]
+    if len(split) == 2 and stencil == "9point":
+      if rows_views[i]:
+        split.sort(key=lambda kr: key(kr[1]))
+      rounds[0].append((i, *split[0]))
+      rounds[1].append((i, *split[1]))
+    else:
+      single.extend((i, kind, ring) for kind, ring in split)
+  # A leaf split one way joins the round that already sends on its ring.
+  late = {key(r) for _, _, r in rounds[1]} - {key(r) for _, _, r in rounds[0]}
+  for i, kind, ring in single:
+    rounds[1 if key(ring) in late else 0].append((i, kind, ring))
 
-  def col_message(i, ring):
+  def message(i, kind, ring):
     f = fs[i]
-    # The row halos where they have come (their ends are the corners), else
-    # the block's own wrap (a 5-point stencil reads no corner).
-    below, above = rows[i] if rows[i] is not None else _wrap(f, 2)
-    # The first / last column of the row-extended block, (B, SR, h+2, SC, 1).
-    first, last = (jnp.concatenate(parts, axis=2) for parts in zip(
-        *(_edges(g, 4) for g in (below, f, above))))
-    return _Message(ring, 4, last, first)
+    axis = axes[i][kind]
+    other = "cols" if kind == "rows" else "rows"
+    ends = got[i].get(other)
+    if ends is None and kind == "cols" and not rows_views[i]:
+      ends = _wrap(f, axes[i]["rows"])  # never read by a 5-point stencil
+    if ends is None:
+      first, last = _edges(f, axis)
+    else:  # the edges of the block extended by the other dimension's halos
+      first, last = (jnp.concatenate(parts, axis=axes[i][other])
+                     for parts in zip(*(_edges(g, axis)
+                                        for g in (ends[0], f, ends[1]))))
+    return _Message(ring, axis, last, first)
 
-  # Phase 1: rows, and columns of leaves whose rows are whole.
-  first_phase, second_phase = [], []
-  for i, (f, b) in enumerate(zip(fs, blocks)):
-    if plans[i] is not None:
-      if b.cols is not None:  # the first / last column, (B, R, 1)
-        first, last = _edges(f, 2)
-        first_phase.append((i, "cols", _Message(b.cols, 2, last, first)))
-      continue
-    if b.rows is not None:
-      first, last = _edges(f, 2)
-      first_phase.append((i, "rows", _Message(b.rows, 2, last, first)))
-    if f.ndim == 5 and b.cols is not None:
-      corners = b.rows is not None and stencil == "9point"
-      (second_phase if corners else first_phase).append((i, "cols", None))
-  for phase in (first_phase, second_phase):
-    msgs = [m if m is not None else col_message(i, blocks[i].cols)
-            for i, _, m in phase]
-    for (i, kind, _), got in zip(phase, _send_all(msgs) if msgs else []):
-      (rows if kind == "rows" else cols)[i] = got
+  for phase in rounds:
+    if phase:
+      msgs = [message(*m) for m in phase]
+      for (i, kind, _), halos in zip(phase, _send_all(msgs)):
+        got[i][kind] = halos
   out = []
   for i, ((f, back), dtype) in enumerate(zip(fields, dtypes)):
-    if plans[i] is not None:
-      lap = _stencil.run_rows(f, plans[i].runs, stencil, dtype, cols[i])
+    plan, rows, cols = plans[i], got[i].get("rows"), got[i].get("cols")
+    if plan is None:
+      lap = _stencil_block(f, rows, cols, stencil, dtype)
+    elif rows is None:
+      lap = _stencil.run_rows(f, plan.runs, stencil, dtype, cols)
     else:
-      lap = _stencil_block(f, rows[i], cols[i], stencil, dtype)
+      lap = _stencil.run_rows(f, _stencil.halo_runs(plan.runs, f.shape[1]),
+                              stencil, dtype, cols, rows)
     out.append(back(lap))
   return out
 
 
 def _memory_rows(x: jax.Array, block: Block) -> Optional[_stencil.RowPlan]:
   """The :class:`ladam_jax._stencil.RowPlan` of a block whose field rows
-  are all on this device and are its memory rows in some order (a Flax
-  conv kernel ``(kh, kw, in, out)`` split on ``out``: field rows
-  ``(in, kh, kw)``), or None. Such a block is read in memory order, as
-  ``'flat'`` reads a whole leaf, with the column halos at its edges."""
-  if (block.spec is None or block.rows is not None
-      or (block.cols is not None and block.cols.segments != 1)):
+  are its memory rows in some order (a Flax conv kernel ``(kh, kw, in,
+  out)``: field rows ``(in, kh, kw)``), or None. Such a block is read in
+  memory order, as ``'flat'`` reads a whole leaf, with the halos at its
+  edges: its field rows are whole, or a band of them (split on the
+  leading row axis, whose first and last field rows are its first and
+  last memory rows); its columns likewise."""
+  if block.spec is None or any(
+      ring is not None and ring.segments != 1
+      for ring in (block.rows, block.cols)):
     return None
   return _stencil.row_plan(tuple(x.shape), block.spec)  # None unless 2-D
 
@@ -676,77 +703,23 @@ def _neighbour(f: jax.Array, dr: int, dc: int, rows, cols) -> jax.Array:
   return out
 
 
-def _stencil_rows(f, rows, cols, stencil, dtype):
-  """The stencil on blocks ``(b, h, w)`` whose field rows are contiguous
-  memory rows, as ``'flat'`` computes a whole leaf: the block's first row,
-  its inner rows and its last row are three runs, concatenated; in each,
-  every neighbour is a slice (row ``r ± 1`` of the block, or the halo row
-  below / above), and a select on the column takes the wrapped or the
-  received column at ``c = 0`` and ``c = w - 1``. XLA fuses the slices,
-  the selects and the concatenation into the update's loop."""
-  b, h, w = f.shape
-  below, above = rows  # (b, 1, w)
-  flat = f.reshape(b, h * w)
-  col = lax.broadcasted_iota(jnp.int32, (1, 1, w), 2)
-  first, last = col == 0, col == w - 1
-  cast = lambda a: a.astype(dtype)
-
-  def rows_of(r, n, offset=0):
-    """Rows ``r .. r+n-1`` (``-1``: the halo below, ``h``: above), read
-    ``offset`` (-1, 0, 1) columns over (the wrapped entry is dropped: a
-    select replaces it)."""
-    if r < 0 or r >= h:  # one halo row
-      g = below if r < 0 else above
-      if offset == 0:
-        return g
-      zero = jnp.zeros((), g.dtype)
-      return (lax.pad(g[..., :w - 1], zero, ((0, 0, 0),) * 2 + ((1, 0, 0),))
-              if offset < 0 else
-              lax.pad(g[..., 1:], zero, ((0, 0, 0),) * 2 + ((0, 1, 0),)))
-    return _stencil.flat_rows(flat, w, r, n, offset)
-
-  def wrapped(r, n, left):
-    """The column read at ``c - 1`` for ``c = 0`` (``left``) or at ``c + 1``
-    for ``c = w - 1``, for rows ``r .. r+n-1``: ``(b, n, 1)``."""
-    if cols is not None:  # the neighbour's edge column, rows from -1
-      return lax.slice_in_dim(cols[0 if left else 1], 1 + r, 1 + r + n,
-                              axis=1)
-    j = w - 1 if left else 0
-    return rows_of(r, n)[..., j:j + 1]
-
-  def side(r, n, left):
-    return cast(jnp.where(first if left else last, wrapped(r, n, left),
-                          rows_of(r, n, -1 if left else 1)))
-
-  def run(r, n):
-    return _stencil.stencil_sum(
-        stencil, dtype, cast(rows_of(r, n)), cast(rows_of(r - 1, n)),
-        cast(rows_of(r + 1, n)), side(r, n, True), side(r, n, False),
-        lambda: (side(r - 1, n, True), side(r - 1, n, False),
-                 side(r + 1, n, True), side(r + 1, n, False)))
-
-  if h == 1:
-    return run(0, 1)
-  runs = [run(0, 1)] + ([run(1, h - 2)] if h > 2 else []) + [run(h - 1, 1)]
-  return jnp.concatenate(runs, axis=1)
-
-
 def _stencil_block(f, rows, cols, stencil, dtype):
   """The stencil on one block ``(B, SR, n)`` or ``(B, SR, h, SC, w)`` with
   its halos (``rows`` None: the block's own wrap; ``cols`` None: the
   block's own wrap of each row)."""
   cast = lambda a: a.astype(dtype)
-  rows = rows if rows is not None else _wrap(f, 2)
+  given_rows, rows = rows, rows if rows is not None else _wrap(f, 2)
   if f.ndim == 3:
     return (cast(_shifted(f, 2, -1, *rows))
             + cast(_shifted(f, 2, 1, *rows))) - 2 * cast(f)
   if f.shape[3] == 1:  # one run of columns: field rows are memory rows
     b, sr, h, _, w = f.shape
     flat = lambda a: a.reshape(b * sr, a.shape[2], a.shape[4])
-    out = _stencil_rows(flat(f), tuple(flat(r) for r in rows),
-                        None if cols is None else tuple(flat(c)
-                                                        for c in cols),
-                        stencil, dtype)
+    runs = _stencil.band_runs(h)
+    out = _stencil.run_rows(
+        flat(f), runs if given_rows is None else _stencil.halo_runs(runs, h),
+        stencil, dtype, None if cols is None else tuple(map(flat, cols)),
+        None if given_rows is None else tuple(map(flat, given_rows)))
     return out.reshape(f.shape)
   at = lambda dr, dc: cast(_neighbour(f, dr, dc, rows, cols))
   return _stencil.stencil_sum(

@@ -25,7 +25,8 @@ import numpy as np
 from ladam_jax import _layout
 
 __all__ = ["STENCILS", "WEIGHTS", "stability_bound", "kernel_2d",
-           "stencil_sum", "flat_rows", "run_rows", "row_neighbours",
+           "stencil_sum", "flat_rows", "run_rows", "halo_runs",
+           "band_runs", "row_neighbours",
            "RowPlan", "row_plan"]
 
 STENCILS = ("9point", "5point")
@@ -99,8 +100,8 @@ def flat_rows(flat: jax.Array, w: int, start: int, n: int,
   return piece.reshape(b, n, w)
 
 
-def run_rows(view: jax.Array, runs, stencil: str, dtype,
-             halos=None) -> jax.Array:
+def run_rows(view: jax.Array, runs, stencil: str, dtype, halos=None,
+             row_halos=None) -> jax.Array:
   """The Laplacian of a ``(B, R, w)`` view, run by run ``(start, n, up,
   down)`` (the runs cover the rows in order), as one ``(B, R, w)`` array.
 
@@ -114,23 +115,64 @@ def run_rows(view: jax.Array, runs, stencil: str, dtype,
   element that this select discards, so the whole leaf is static slices,
   selects and a concatenation, which XLA fuses into its consumer (a gather
   of the edge rows would be a separate kernel).
+
+  With ``row_halos`` ``(below, above)``, each ``(B, 1, w)``: a run whose
+  ``up`` is ``-1`` reads ``below`` as its rows above, one whose ``down`` is
+  ``R`` reads ``above`` (the rows of the neighbouring blocks of a field
+  split by rows). The 9-point stencil's corners, the ends of those rows
+  one column over, come from one of the two: ``halos`` that cover the
+  rows ``-1 .. R``, ``(B, R + 2, 1)``, or ``row_halos`` that cover the
+  columns ``-1 .. w``, ``(B, 1, w + 2)`` (told apart by their shapes).
   """
   b, h, w = view.shape
   flat = view.reshape(b, h * w)
   col = lax.broadcasted_iota(jnp.int32, (1, 1, w), 2)
   first, last = col == 0, col == w - 1
-  left_col, right_col = ((view[:, :, w - 1:], view[:, :, :1])
-                         if halos is None else halos)
+  col_ext = halos is not None and halos[0].shape[1] == h + 2
+  row_ext = row_halos is not None and row_halos[0].shape[2] == w + 2
+  zero = jnp.zeros((), view.dtype)
 
   def rows(start, n, offset=0):
-    return flat_rows(flat, w, start, n, offset).astype(dtype)
+    if 0 <= start < h:
+      return flat_rows(flat, w, start, n, offset).astype(dtype)
+    g = row_halos[0 if start < 0 else 1]  # one halo row
+    if row_ext:  # (B, 1, w + 2): columns -1 .. w
+      return lax.slice_in_dim(g, 1 + offset, 1 + offset + w,
+                              axis=2).astype(dtype)
+    if offset:  # read one column over; the select replaces the padding
+      lo, hi = (0, w - 1) if offset < 0 else (1, w)
+      g = lax.pad(lax.slice_in_dim(g, lo, hi, axis=2), zero,
+                  ((0, 0, 0), (0, 0, 0),
+                   (1, 0, 0) if offset < 0 else (0, 1, 0)))
+    return g.astype(dtype)
+
+  def edge(start, n, left):
+    """The column that rows ``start ..`` read left of ``j = 0`` (``left``)
+    or right of ``j = w - 1``: the row's own wrapped entry, or the
+    neighbouring block's column."""
+    inside = 0 <= start < h
+    if halos is not None and (inside or col_ext):
+      k = start + 1 if col_ext else start
+      return lax.slice_in_dim(halos[0 if left else 1], k, k + n, axis=1)
+    if inside:
+      j = w - 1 if left else 0
+      return view[:, start:start + n, j:j + 1]
+    g = row_halos[0 if start < 0 else 1]
+    if row_ext:  # a corner: the end of the column-extended halo row
+      return g[:, :, :1] if left else g[:, :, w + 1:]
+    if halos is not None:
+      raise AssertionError(
+          "run_rows: the corners of split rows and columns need extended "
+          "halos (rows -1 .. R, or columns -1 .. w)")
+    j = w - 1 if left else 0  # columns whole: the halo row's own wrap
+    return g[:, :, j:j + 1]
 
   def left(start, n):
-    return jnp.where(first, left_col[:, start:start + n].astype(dtype),
+    return jnp.where(first, edge(start, n, True).astype(dtype),
                      rows(start, n, -1))
 
   def right(start, n):
-    return jnp.where(last, right_col[:, start:start + n].astype(dtype),
+    return jnp.where(last, edge(start, n, False).astype(dtype),
                      rows(start, n, 1))
 
   return jnp.concatenate([stencil_sum(
@@ -139,6 +181,31 @@ def run_rows(view: jax.Array, runs, stencil: str, dtype,
       lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
                              right(d, n)))
                           for start, n, u, d in runs], axis=1)
+
+
+def halo_runs(runs, rows: int):
+  """``runs`` of a :class:`RowPlan` (or :func:`band_runs`) of a block that
+  holds a band of a field's rows: the first field row (memory row 0) reads
+  the halo row below (``up = -1``), the last one (memory row ``R - 1``)
+  the halo row above (``down = R``), as :func:`run_rows` takes them."""
+  out = []
+  for start, n, up, down in runs:
+    if start == 0:
+      assert n == 1 or rows == 1, runs
+      up = -1
+    if start + n == rows:
+      assert n == 1 or rows == 1, runs
+      down = rows
+    out.append((start, n, up, down))
+  return tuple(out)
+
+
+def band_runs(rows: int):
+  """The runs of ``rows`` field rows in memory order (periodic)."""
+  if rows == 1:
+    return ((0, 1, 0, 0),)
+  inner = ((1, rows - 2, 0, 2),) if rows > 2 else ()
+  return ((0, 1, rows - 1, 1),) + inner + ((rows - 1, 1, rows - 2, 0),)
 
 
 class RowPlan(NamedTuple):

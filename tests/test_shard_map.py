@@ -177,6 +177,31 @@ for stencil in ("9point", "5point"):
       1e-2, c2=0.1, stencil=stencil, layout=grid,
       partition_specs=P(None, "data", None, "model")), m2,
       {"g": P(None, "data", None, "model")}, shapes={"g": (4, 16, 6, 24)})
+# Blocks of one or two rows or columns: the first and the last field rows
+# (columns) of a block are one, or neighbours.
+tiny = {"r1": P("x", None), "c1": P(None, "x"), "k1": P(None, None, "x", None)}
+for stencil in ("9point", "5point"):
+  check(f"one row / column per block, {stencil}", ladam_jax.ladam(
+      1e-2, c2=0.1, stencil=stencil, partition_specs=tiny), m1, tiny,
+      shapes={"r1": (8, 16), "c1": (16, 8), "k1": (3, 2, 8, 4)})
+  corner = {"b2": P("data", "model"), "b1": P("data", "model"),
+            "k2": P(None, None, "data", "model")}
+  check(f"2 x 2 and 1 x 1 blocks, 2-D mesh, {stencil}", ladam_jax.ladam(
+      1e-2, c2=0.1, stencil=stencil, partition_specs=corner), m2, corner,
+      shapes={"b2": (8, 4), "b1": (4, 2), "k2": (2, 3, 4, 2)})
+# A 2-D mesh where some leaves exchange their columns first (the ring that
+# comes first, 'data', splits their columns) and the row halos carry the
+# corners: a kernel read in memory order, a flipped one (transposed), and
+# a conv kernel split on `in` by 'model' and on `out` by 'data'.
+first_cols = {"wt": P("model", "data"), "w": P("data", "model"),
+              "fl": P("model", "data"), "kt": P(None, None, "model", "data")}
+flip_rows = ladam_jax.LaplacianLayout(rows=(0,), cols=(1,), flip=(0,))
+for stencil in ("9point", "5point"):
+  check(f"columns first, 2-D mesh, {stencil}", ladam_jax.ladam(
+      1e-2, c2=0.1, stencil=stencil, partition_specs=first_cols,
+      layout={"wt": "flax", "w": "flax", "fl": flip_rows, "kt": "flax"}),
+      m2, first_cols, shapes={"wt": (16, 24), "w": (24, 16), "fl": (16, 24),
+                              "kt": (3, 3, 8, 16)})
 print("EQUAL OK")
 '''
 

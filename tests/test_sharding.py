@@ -164,17 +164,17 @@ def group_mesh(kind: str, explicit: bool):
               want="halo", label=f"{name} ladam")
   # The halos of all four leaves travel together: one ppermute per ring and
   # direction, one for both directions on a ring of two blocks ('data').
-  # 1-D mesh: one ring ('x'), one round. 2-D mesh, first round: rings
-  # 'data' (rows, conv: 1), 'model' (cols: 2), ('model', 'data') (bias: 2);
-  # second round, the column halos of the leaves split both ways, which
-  # carry the 9-point stencil's corners: 'model' (rows, conv: 2), 'data'
-  # (cols: 1).
-  assert ops["collective-permute"] == (2 if kind == "1d" else 8), (name, ops)
-  if kind == "1d":
-    # Every block holds whole field rows: each is read in memory order, the
-    # conv kernel (kh, kw, in, out) split on `out` too (field rows
-    # (in, kh, kw)), with no transposed copy.
-    assert ops["transpose"] == 0, (name, ops)
+  # 1-D mesh: one ring ('x'), one round. 2-D mesh: the leaves split both
+  # ways exchange their 'data' halos first, whichever dimension 'data'
+  # splits (rows: rows, conv; columns: cols), then the 'model' ones, which
+  # carry the 9-point stencil's corners. First round: 'data' (1) and the
+  # bias's ('model', 'data') (2); second round: 'model' (2).
+  assert ops["collective-permute"] == (2 if kind == "1d" else 5), (name, ops)
+  # Every block is read in memory order, with no transposed copy: the conv
+  # kernel (kh, kw, in, out) too (field rows (in, kh, kw)), whether it
+  # holds whole field rows (split on `out`) or a band of them (split on
+  # `in` as well, 2-D mesh).
+  assert ops["transpose"] == 0, (name, ops)
   # The 5-point stencil reads no corner: one round (2-D mesh: 1 + 2 + 2
   # for the rings 'data', 'model' and ('model', 'data')).
   ops = check(ladam_jax.ladam(1e-2, c2=1e-2, stencil="5point"), kind=kind,
