@@ -16,10 +16,15 @@ timed tree of ``bench_sharded.py``:
 
 Prints each as a ratio to ``optax.adam``'s time; ``--single`` times each
 kind of leaf of the tree alone (a row-split and a column-split kernel, the
-conv kernel split on its output channels, a bias)::
+conv kernel split on its output channels, a bias). ``--smoothing`` prices
+the all-to-alls of Laplacian smoothing the same way: ``optax.adam``,
+``lsadam`` (sigma = 1), and ``lsadam`` whose all-to-alls are local copies
+of the same shapes (each device's block cut and joined as the all-to-all
+would, without sending anything: wrong numbers, the same FFTs)::
 
     python benchmarks/bench_halo_cost.py --rounds 30
     python benchmarks/bench_halo_cost.py --rounds 30 --single
+    python benchmarks/bench_halo_cost.py --rounds 30 --smoothing
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ import optax  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import bench_sharded  # noqa: E402  pylint: disable=g-import-not-at-top
 
+import jax.numpy as jnp  # noqa: E402
 import ladam_jax  # noqa: E402
 from ladam_jax import _halo  # noqa: E402
+from ladam_jax import _sharded_fft  # noqa: E402
 
 _SEND = _halo._send_all  # pylint: disable=protected-access
 _LOCAL = [False]
@@ -64,6 +71,35 @@ def without_exchange(tx):
       return tx.update(updates, state, params)
     finally:
       _LOCAL[0] = False
+  return optax.GradientTransformation(tx.init, update)
+
+
+class _LocalLax:
+  """``jax.lax`` whose ``all_to_all`` moves nothing between devices: the
+  block is cut along ``split_axis`` and the pieces joined along
+  ``concat_axis``, the shapes and the local copy of the all-to-all."""
+
+  def __getattr__(self, name):
+    return getattr(jax.lax, name)
+
+  @staticmethod
+  def all_to_all(x, axis_name, split_axis, concat_axis, *, tiled=False,
+                 **kwargs):
+    del kwargs
+    assert tiled
+    n = jax.lax.axis_size(axis_name)
+    return jnp.concatenate(jnp.split(x, n, axis=split_axis),
+                           axis=concat_axis)
+
+
+def without_all_to_alls(tx):
+  """``tx`` traced with :class:`_LocalLax` in the sharded FFT's module."""
+  def update(updates, state, params=None):
+    _sharded_fft.lax = _LocalLax()
+    try:
+      return tx.update(updates, state, params)
+    finally:
+      _sharded_fft.lax = jax.lax
   return optax.GradientTransformation(tx.init, update)
 
 
@@ -92,8 +128,20 @@ def with_two_ppermutes(tx, mesh, specs):
   return optax.GradientTransformation(tx.init, update)
 
 
-def run(name, mesh, specs, rounds):
+def run(name, mesh, specs, rounds, smoothing=False):
   """Times the contenders on one tree and prints their ratios to Adam's."""
+  if smoothing:
+    txs = {"optax.adam": optax.adam(1e-3),
+           "lsadam": ladam_jax.lsadam(1e-3, sigma=1.0),
+           "lsadam, local all-to-alls": without_all_to_alls(
+               ladam_jax.lsadam(1e-3, sigma=1.0))}
+    with jax.set_mesh(mesh):
+      times, ops = bench_sharded.timed(txs, mesh, specs, rounds)
+    print(f"{name} ({jax.__version__}, {rounds} rounds):")
+    for k, t in times.items():
+      print(f"  {k}: {t / times['optax.adam']:.2f}x adam "
+            f"({t * 1e3:.1f} ms, {ops[k]['all-to-all']} all-to-alls)")
+    return
   txs = {"optax.adam": optax.adam(1e-3),
          "ladam": ladam_jax.ladam(1e-3, c2=1e-4),
          "ladam, no exchange": without_exchange(
@@ -119,6 +167,9 @@ def main(argv=None):
   parser.add_argument("--single", action="store_true",
                       help="time each kind of leaf (rows0, cols0, bias0, "
                       "conv) alone")
+  parser.add_argument("--smoothing", action="store_true",
+                      help="price Laplacian smoothing's all-to-alls "
+                      "instead of LAdam's halos")
   args = parser.parse_args(argv)
   _halo._send_all = _send  # pylint: disable=protected-access
   for name in args.meshes.split(","):
@@ -126,7 +177,7 @@ def main(argv=None):
     tree = bench_sharded.tree_specs(args.side, args.layers,
                                     len(mesh.axis_names) == 2)
     if not args.single:
-      run(name, mesh, tree, args.rounds)
+      run(name, mesh, tree, args.rounds, args.smoothing)
       continue
     for key in ("rows0", "cols0", "bias0", "conv"):
       run(f"{name}, {key} alone", mesh, {key: tree[key]}, args.rounds)

@@ -75,3 +75,28 @@ def test_api_reference_lists_every_public_name():
   for part, module in ((linen_part, lnn), (nnx_part, lnnx)):
     assert sorted(re.findall(r"^\.\. autoclass:: (\w+)", part, re.M)) == \
         sorted(module.__all__)
+
+
+@pytest.mark.slow
+def test_halo_cost_benchmark_runs():
+  """``bench_halo_cost.py`` (8 forced devices: its own process) prices the
+  halo exchange and, with ``--smoothing``, the all-to-alls: every
+  contender is timed and the tampered ones really send nothing."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  script = os.path.join(ROOT, "benchmarks", "bench_halo_cost.py")
+  small = ["--rounds", "2", "--side", "64", "--layers", "1"]
+  for extra, lines, silent in (
+      ([], 10, "ladam, no exchange: "),
+      (["--smoothing", "--meshes", "x8-explicit"], 3,
+       "lsadam, local all-to-alls: ")):
+    proc = subprocess.run([sys.executable, script] + small + extra, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count("x adam (") == lines, out
+    assert "nan" not in out.lower()
+    for line in out.splitlines():
+      if silent in line:
+        assert line.endswith((", 0 collective-permutes)", ", 0 all-to-alls)")), line
