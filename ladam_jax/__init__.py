@@ -52,7 +52,7 @@ from ladam_jax._vradam import scale_by_velocity_regularization
 from ladam_jax._vradam import VelocityRegularizationState
 from ladam_jax._vradam import vradam
 
-__version__ = "0.4.2"
+__version__ = "0.4.3"
 
 __all__ = [
     "AddLaplacianState",

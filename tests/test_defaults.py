@@ -317,6 +317,7 @@ else:
 """
 
 
+@pytest.mark.slow  # a process of its own, with 2 devices
 def test_pmap_and_replicated_shard_map_print_no_warning():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
              JAX_PLATFORMS="cpu")

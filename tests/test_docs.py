@@ -18,9 +18,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NO_TEST = "<!-- no-test -->"
 # Pages whose blocks train or compile enough to take more than a few seconds.
-SLOW = {"docs/flax.md", "docs/checkpoints.md", "docs/sharding.md",
-        "docs/shard_map.md", "docs/equinox.md", "docs/diagnostics.md",
-        "docs/c2-and-layouts.md", "docs/numerical-safety.md"}
+# Every page but the docs' front page runs in the slow step (the README's
+# quick start also runs by itself in the default suite: test_examples).
+SLOW = {"README.md", "docs/getting-started.md", "docs/flax.md",
+        "docs/checkpoints.md", "docs/sharding.md", "docs/shard_map.md",
+        "docs/equinox.md", "docs/diagnostics.md", "docs/c2-and-layouts.md",
+        "docs/numerical-safety.md"}
 TIMEOUT_S = 240
 
 _FENCE = re.compile(r"^(?P<indent>[ ]{0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")

@@ -52,7 +52,8 @@ def _classes(tree):
 
 
 def test_classify_linen_cnn():
-  variables = LinenCNN().init(jax.random.key(0), jnp.zeros((2, 8), jnp.int32))
+  variables = jax.jit(LinenCNN().init)(jax.random.key(0),
+                                       jnp.zeros((2, 8), jnp.int32))
   assert _classes(variables["params"]) == {
       "BatchNorm_0/bias": "norm", "BatchNorm_0/scale": "norm",
       "Conv_0/bias": "bias", "Conv_0/kernel": "conv",
@@ -112,6 +113,7 @@ def test_c2_by_path_glob():
     ladam_jax.c2_by_path({"a": 1e-3}, syntax="re")
 
 
+@pytest.mark.slow  # end to end: trains a Flax model
 def test_smoothing_stats_in_a_train_state_loop():
   """The Diagnostics page's example (docs/diagnostics.md): stats from TrainState.opt_state
   inside the jitted step, per leaf of the model."""
@@ -187,6 +189,7 @@ def test_linen_train_state_matches_functional_update():
   assert not np.allclose(u0["Conv_0"]["kernel"], u1["Conv_0"]["kernel"])
 
 
+@pytest.mark.slow  # end to end: trains a Flax model
 def test_nnx_optimizer_matches_functional_update():
   model, model2 = NnxTransformer(nnx.Rngs(0)), NnxTransformer(nnx.Rngs(0))
   tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, 50)

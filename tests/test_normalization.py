@@ -172,6 +172,7 @@ def test_shapes_ranks_and_bad_input():
     lnnx.WaveNorm(4)(x3)
 
 
+@pytest.mark.slow  # end to end: trains a Flax model
 def test_jit_vmap_grad_and_a_train_state_loop_with_ladam():
   class Net(nn.Module):
     @nn.compact
