@@ -8,8 +8,9 @@ only the entries at the block's edges read the halos, one row (column) from
 each mesh neighbour, received with ``jax.lax.ppermute``
 (:func:`ladam_jax._halo.block_laplacians`). The halos of all leaves that
 cross the same mesh axes travel together: one ``ppermute`` per ring of
-devices and direction per update, twice where a leaf is split on both field
-axes (its column halos carry the corners that its row halos brought).
+devices and direction per update; where leaves are split on both field
+axes, in two rounds, one ring after the other (the second ring's halos
+carry the corners that the first ring's brought).
 
 How the blocks are known:
 
