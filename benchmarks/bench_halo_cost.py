@@ -131,31 +131,26 @@ def with_two_ppermutes(tx, mesh, specs):
 def run(name, mesh, specs, rounds, smoothing=False):
   """Times the contenders on one tree and prints their ratios to Adam's."""
   if smoothing:
+    op = "all-to-all"
     txs = {"optax.adam": optax.adam(1e-3),
            "lsadam": ladam_jax.lsadam(1e-3, sigma=1.0),
            "lsadam, local all-to-alls": without_all_to_alls(
                ladam_jax.lsadam(1e-3, sigma=1.0))}
-    with jax.set_mesh(mesh):
-      times, ops = bench_sharded.timed(txs, mesh, specs, rounds)
-    print(f"{name} ({jax.__version__}, {rounds} rounds):")
-    for k, t in times.items():
-      print(f"  {k}: {t / times['optax.adam']:.2f}x adam "
-            f"({t * 1e3:.1f} ms, {ops[k]['all-to-all']} all-to-alls)")
-    return
-  txs = {"optax.adam": optax.adam(1e-3),
-         "ladam": ladam_jax.ladam(1e-3, c2=1e-4),
-         "ladam, no exchange": without_exchange(
-             ladam_jax.ladam(1e-3, c2=1e-4)),
-         "ladam c2=0": ladam_jax.ladam(1e-3, c2=0.0),
-         "optax.adam + 2 ppermutes": with_two_ppermutes(
-             optax.adam(1e-3), mesh, specs)}
+  else:
+    op = "collective-permute"
+    txs = {"optax.adam": optax.adam(1e-3),
+           "ladam": ladam_jax.ladam(1e-3, c2=1e-4),
+           "ladam, no exchange": without_exchange(
+               ladam_jax.ladam(1e-3, c2=1e-4)),
+           "ladam c2=0": ladam_jax.ladam(1e-3, c2=0.0),
+           "optax.adam + 2 ppermutes": with_two_ppermutes(
+               optax.adam(1e-3), mesh, specs)}
   with jax.set_mesh(mesh):
     times, ops = bench_sharded.timed(txs, mesh, specs, rounds)
   print(f"{name} ({jax.__version__}, {rounds} rounds):")
   for k, t in times.items():
-    permutes = ops[k]["collective-permute"]
     print(f"  {k}: {t / times['optax.adam']:.2f}x adam "
-          f"({t * 1e3:.1f} ms, {permutes} collective-permutes)")
+          f"({t * 1e3:.1f} ms, {ops[k][op]} {op}s)")
 
 
 def main(argv=None):

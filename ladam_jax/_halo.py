@@ -624,11 +624,8 @@ def block_laplacians(xs: Sequence[jax.Array], blocks: Sequence[Block],
     plan, rows, cols = plans[i], got[i].get("rows"), got[i].get("cols")
     if plan is None:
       lap = _stencil_block(f, rows, cols, stencil, dtype)
-    elif rows is None:
-      lap = _stencil.run_rows(f, plan.runs, stencil, dtype, cols)
     else:
-      lap = _stencil.run_rows(f, _stencil.halo_runs(plan.runs, f.shape[1]),
-                              stencil, dtype, cols, rows)
+      lap = _memory_stencil(f, plan.runs, rows, cols, stencil, dtype)
     out.append(back(lap))
   return out
 
@@ -703,24 +700,31 @@ def _neighbour(f: jax.Array, dr: int, dc: int, rows, cols) -> jax.Array:
   return out
 
 
+def _memory_stencil(view, runs, rows, cols, stencil, dtype):
+  """The stencil on a ``(B, R, w)`` view of memory rows, run by run, with
+  its halos (``rows`` None: the field's rows are whole; ``cols`` None: its
+  columns are)."""
+  if rows is not None:
+    runs = _stencil.halo_runs(runs, view.shape[1])
+  return _stencil.run_rows(view, runs, stencil, dtype, cols, rows)
+
+
 def _stencil_block(f, rows, cols, stencil, dtype):
   """The stencil on one block ``(B, SR, n)`` or ``(B, SR, h, SC, w)`` with
   its halos (``rows`` None: the block's own wrap; ``cols`` None: the
   block's own wrap of each row)."""
   cast = lambda a: a.astype(dtype)
-  given_rows, rows = rows, rows if rows is not None else _wrap(f, 2)
+  if f.ndim == 5 and f.shape[3] == 1:  # one run of columns: memory rows
+    b, sr, h, _, w = f.shape
+    flat = lambda halos: None if halos is None else tuple(
+        a.reshape(b * sr, a.shape[2], a.shape[4]) for a in halos)
+    out = _memory_stencil(f.reshape(b * sr, h, w), _stencil.band_runs(h),
+                          flat(rows), flat(cols), stencil, dtype)
+    return out.reshape(f.shape)
+  rows = rows if rows is not None else _wrap(f, 2)
   if f.ndim == 3:
     return (cast(_shifted(f, 2, -1, *rows))
             + cast(_shifted(f, 2, 1, *rows))) - 2 * cast(f)
-  if f.shape[3] == 1:  # one run of columns: field rows are memory rows
-    b, sr, h, _, w = f.shape
-    flat = lambda a: a.reshape(b * sr, a.shape[2], a.shape[4])
-    runs = _stencil.band_runs(h)
-    out = _stencil.run_rows(
-        flat(f), runs if given_rows is None else _stencil.halo_runs(runs, h),
-        stencil, dtype, None if cols is None else tuple(map(flat, cols)),
-        None if given_rows is None else tuple(map(flat, given_rows)))
-    return out.reshape(f.shape)
   at = lambda dr, dc: cast(_neighbour(f, dr, dc, rows, cols))
   return _stencil.stencil_sum(
       stencil, dtype, cast(f), at(-1, 0), at(1, 0), at(0, -1), at(0, 1),

@@ -17,8 +17,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NO_TEST = "<!-- no-test -->"
-# Pages whose blocks train or compile enough to take more than a few seconds.
-# Every page but the docs' front page runs in the slow step (the README's
+# Pages whose blocks train or compile enough to take more than a few seconds:
+# every page but the docs' front page, run in the slow step (the README's
 # quick start also runs by itself in the default suite: test_examples).
 SLOW = {"README.md", "docs/getting-started.md", "docs/flax.md",
         "docs/checkpoints.md", "docs/sharding.md", "docs/shard_map.md",
