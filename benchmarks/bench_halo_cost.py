@@ -25,6 +25,8 @@ would, without sending anything: wrong numbers, the same FFTs)::
     python benchmarks/bench_halo_cost.py --rounds 30
     python benchmarks/bench_halo_cost.py --rounds 30 --single
     python benchmarks/bench_halo_cost.py --rounds 30 --smoothing
+    python benchmarks/bench_halo_cost.py --rounds 15 --side 4096 --layers 1
+    python benchmarks/bench_halo_cost.py --rounds 30 --stencil 5point
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def with_two_ppermutes(tx, mesh, specs):
   return optax.GradientTransformation(tx.init, update)
 
 
-def run(name, mesh, specs, rounds, smoothing=False):
+def run(name, mesh, specs, rounds, smoothing=False, stencil="9point"):
   """Times the contenders on one tree and prints their ratios to Adam's."""
   if smoothing:
     op = "all-to-all"
@@ -138,16 +140,17 @@ def run(name, mesh, specs, rounds, smoothing=False):
                ladam_jax.lsadam(1e-3, sigma=1.0))}
   else:
     op = "collective-permute"
+    ladam = lambda: ladam_jax.ladam(1e-3, c2=1e-4, stencil=stencil)
     txs = {"optax.adam": optax.adam(1e-3),
-           "ladam": ladam_jax.ladam(1e-3, c2=1e-4),
-           "ladam, no exchange": without_exchange(
-               ladam_jax.ladam(1e-3, c2=1e-4)),
+           "ladam": ladam(),
+           "ladam, no exchange": without_exchange(ladam()),
            "ladam c2=0": ladam_jax.ladam(1e-3, c2=0.0),
            "optax.adam + 2 ppermutes": with_two_ppermutes(
                optax.adam(1e-3), mesh, specs)}
   with jax.set_mesh(mesh):
     times, ops = bench_sharded.timed(txs, mesh, specs, rounds)
-  print(f"{name} ({jax.__version__}, {rounds} rounds):")
+  what = "lsadam" if smoothing else stencil
+  print(f"{name}, {what} ({jax.__version__}, {rounds} rounds):")
   for k, t in times.items():
     print(f"  {k}: {t / times['optax.adam']:.2f}x adam "
           f"({t * 1e3:.1f} ms, {ops[k][op]} {op}s)")
@@ -165,6 +168,10 @@ def main(argv=None):
   parser.add_argument("--smoothing", action="store_true",
                       help="price Laplacian smoothing's all-to-alls "
                       "instead of LAdam's halos")
+  parser.add_argument("--stencil", default="9point",
+                      choices=("9point", "5point"),
+                      help="LAdam's stencil (the 5-point one reads no "
+                      "corners: what the corners cost per device)")
   args = parser.parse_args(argv)
   _halo._send_all = _send  # pylint: disable=protected-access
   for name in args.meshes.split(","):
@@ -172,10 +179,11 @@ def main(argv=None):
     tree = bench_sharded.tree_specs(args.side, args.layers,
                                     len(mesh.axis_names) == 2)
     if not args.single:
-      run(name, mesh, tree, args.rounds, args.smoothing)
+      run(name, mesh, tree, args.rounds, args.smoothing, args.stencil)
       continue
     for key in ("rows0", "cols0", "bias0", "conv"):
-      run(f"{name}, {key} alone", mesh, {key: tree[key]}, args.rounds)
+      run(f"{name}, {key} alone", mesh, {key: tree[key]}, args.rounds,
+          stencil=args.stencil)
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ def test_api_reference_lists_every_public_name():
 @pytest.mark.slow
 def test_halo_cost_benchmark_runs():
   """``bench_halo_cost.py`` (8 forced devices: its own process) prices the
-  halo exchange and, with ``--smoothing``, the all-to-alls: every
-  contender is timed and the tampered ones really send nothing."""
+  halo exchange (with either stencil) and, with ``--smoothing``, the
+  all-to-alls: every contender is timed and the tampered ones really send
+  nothing."""
   import subprocess  # pylint: disable=g-import-not-at-top
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
@@ -90,13 +91,16 @@ def test_halo_cost_benchmark_runs():
   for extra, lines, silent in (
       ([], 10, "ladam, no exchange: "),
       (["--smoothing", "--meshes", "x8-explicit"], 3,
-       "lsadam, local all-to-alls: ")):
+       "lsadam, local all-to-alls: "),
+      (["--stencil", "5point", "--meshes", "x8-explicit"], 5,
+       "ladam, no exchange: ")):
     proc = subprocess.run([sys.executable, script] + small + extra, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.count("x adam (") == lines, out
     assert "nan" not in out.lower()
+    assert ("5point" in out) == ("5point" in extra), out
     for line in out.splitlines():
       if silent in line:
         assert line.endswith((", 0 collective-permutes)", ", 0 all-to-alls)")), line
