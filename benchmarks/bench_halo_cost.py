@@ -52,6 +52,7 @@ import jax.numpy as jnp  # noqa: E402
 import ladam_jax  # noqa: E402
 from ladam_jax import _halo  # noqa: E402
 from ladam_jax import _sharded_fft  # noqa: E402
+from ladam_jax import _stencil  # noqa: E402
 
 _SEND = _halo._send_all  # pylint: disable=protected-access
 _LOCAL = [False]
@@ -169,7 +170,7 @@ def main(argv=None):
                       help="price Laplacian smoothing's all-to-alls "
                       "instead of LAdam's halos")
   parser.add_argument("--stencil", default="9point",
-                      choices=("9point", "5point"),
+                      choices=_stencil.STENCILS,
                       help="LAdam's stencil (the 5-point one reads no "
                       "corners: what the corners cost per device)")
   args = parser.parse_args(argv)
