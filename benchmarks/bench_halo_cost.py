@@ -39,6 +39,7 @@ if "--xla_force_host_platform_device_count" not in os.environ.get(
                              + " --xla_force_host_platform_device_count=8")
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
 
@@ -108,13 +109,17 @@ def without_all_to_alls(tx):
 
 def with_two_ppermutes(tx, mesh, specs):
   """``tx`` followed by two ``ppermute`` of one row of the tree's first
-  leaf (forward and backward around every device of ``mesh``), whose
-  received rows enter that leaf's update at weight 1e-30 (so XLA keeps
-  them); prices one exchange round, not LAdam."""
+  leaf (forward and backward around the devices of ``mesh`` that split
+  it: all of them, for a leaf split on every mesh axis), whose received
+  rows enter that leaf's update at weight 1e-30 (so XLA keeps them);
+  prices one exchange round, not LAdam."""
   key = next(iter(specs))
   spec = specs[key][1]
-  axes = tuple(mesh.axis_names)
-  n = mesh.devices.size
+  named = {a for part in spec if part is not None
+           for a in (part if isinstance(part, tuple) else (part,))}
+  axes = tuple(a for a in mesh.axis_names if a in named) or tuple(
+      mesh.axis_names)
+  n = math.prod(mesh.shape[a] for a in axes)
   forward = [(i, (i + 1) % n) for i in range(n)]
   backward = [(j, i) for i, j in forward]
 

@@ -25,7 +25,7 @@ import numpy as np
 from ladam_jax import _layout
 
 __all__ = ["STENCILS", "WEIGHTS", "stability_bound", "kernel_2d",
-           "stencil_sum", "flat_rows", "run_rows", "halo_runs",
+           "stencil_sum", "flat_rows", "run_rows", "in_bounds_runs", "halo_runs",
            "band_runs", "row_neighbours",
            "RowPlan", "row_plan"]
 
@@ -180,7 +180,55 @@ def run_rows(view: jax.Array, runs, stencil: str, dtype, halos=None,
       left(start, n), right(start, n),
       lambda u=u, d=d, n=n: (left(u, n), right(u, n), left(d, n),
                              right(d, n)))
-                          for start, n, u, d in runs], axis=1)
+                          for start, n, u, d in in_bounds_runs(
+                              runs, h, stencil == "9point")], axis=1)
+
+
+# XLA:CPU fuses a concatenation of at most 8 operands into its consumer;
+# with more, the runs are computed into a temporary copy of the leaf.
+FUSED_RUNS = 8
+
+
+def in_bounds_runs(runs, rows: int, corners: bool):
+  """``runs`` with the first and the last row of a run of several rows run
+  alone where the run would read one element outside the flat buffer.
+
+  :func:`run_rows` reads column ``j - 1`` of the first memory row and
+  ``j + 1`` of the last through a padded slice (:func:`flat_rows`). Inside
+  a long run that padding becomes a masked, bounds-checked load in every
+  vector of the fused loop (on CPU, about a quarter of the 9-point loop's
+  instructions). With the edge row peeled into a run of its own, the long
+  run reads in bounds and only the one-row run pays for the padding. The
+  rows read are the run's own (offsets -1 and +1) and, with ``corners``
+  (the 9-point stencil), its neighbours above and below; rows outside
+  ``0 .. rows-1`` are halo rows, which are never padded. The rows and the
+  values are the same; only the loops differ. Where peeling would take a
+  plan of at most :data:`FUSED_RUNS` runs past that count (runs are the
+  operands of one concatenation, which XLA:CPU then stops fusing), the runs
+  are returned as they are.
+
+  Examples:
+    >>> from ladam_jax import _stencil
+    >>> _stencil.in_bounds_runs(_stencil.band_runs(6), 6, corners=True)
+    ((0, 1, 5, 1), (1, 1, 0, 2), (2, 2, 1, 3), (4, 1, 3, 5), (5, 1, 4, 0))
+    >>> _stencil.in_bounds_runs(_stencil.band_runs(6), 6, corners=False)
+    ((0, 1, 5, 1), (1, 4, 0, 2), (5, 1, 4, 0))
+  """
+  out = []
+  for start, n, up, down in runs:
+    reads = (start, up, down) if corners else (start,)
+    reads = [r for r in reads if 0 <= r < rows]
+    if n > 1 and 0 in reads:
+      out.append((start, 1, up, down))
+      start, n, up, down = start + 1, n - 1, up + 1, down + 1
+      reads = [r + 1 for r in reads]
+    if n > 1 and any(r + n == rows for r in reads):
+      out.append((start, n - 1, up, down))
+      start, n, up, down = start + n - 1, 1, up + n - 1, down + n - 1
+    out.append((start, n, up, down))
+  if len(out) > FUSED_RUNS >= len(runs):
+    return tuple(runs)  # the stencil would no longer fuse: keep the padding
+  return tuple(out)
 
 
 def halo_runs(runs, rows: int):
@@ -197,6 +245,8 @@ def halo_runs(runs, rows: int):
       assert n == 1 or rows == 1, runs
       down = rows
     out.append((start, n, up, down))
+  if len(out) > FUSED_RUNS >= len(runs):
+    return tuple(runs)  # the stencil would no longer fuse: keep the padding
   return tuple(out)
 
 

@@ -80,7 +80,8 @@ def test_api_reference_lists_every_public_name():
 @pytest.mark.slow
 def test_halo_cost_benchmark_runs():
   """``bench_halo_cost.py`` (8 forced devices: its own process) prices the
-  halo exchange (with either stencil) and, with ``--smoothing``, the
+  halo exchange (with either stencil, per kind of leaf with ``--single``)
+  and, with ``--smoothing``, the
   all-to-alls: every contender is timed and the tampered ones really send
   nothing."""
   import subprocess  # pylint: disable=g-import-not-at-top
@@ -93,6 +94,10 @@ def test_halo_cost_benchmark_runs():
       (["--smoothing", "--meshes", "x8-explicit"], 3,
        "lsadam, local all-to-alls: "),
       (["--stencil", "5point", "--meshes", "x8-explicit"], 5,
+       "ladam, no exchange: "),
+      # Each kind of leaf alone on the 2-D mesh (a bias replicated over
+      # 'data' included).
+      (["--single", "--meshes", "data2xmodel4-explicit"], 20,
        "ladam, no exchange: ")):
     proc = subprocess.run([sys.executable, script] + small + extra, env=env,
                           capture_output=True, text=True, timeout=600)

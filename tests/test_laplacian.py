@@ -227,6 +227,60 @@ def test_flat_row_plan_matches_conv_float64(shape, layout, planned, stencil):
   np.testing.assert_allclose(flat, conv, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("shape, layout", [
+    ((64, 48), "flax"), ((3, 3, 16, 32), "flax"), ((5, 2, 40), "flax"),
+    ((32, 16, 3, 3), "torch")])
+@pytest.mark.parametrize("stencil", ["9point", "5point"])
+def test_flat_stencil_pads_one_row_runs_only(shape, layout, stencil):
+  # A run of many rows that reads one element past the flat buffer is a
+  # padded slice, and on CPU a bounds-checked load in every vector of its
+  # loop: only one-row runs may read padded slices.
+  import math  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  from ladam_jax import _stencil  # pylint: disable=g-import-not-at-top
+  spec = _layout.field_spec(shape, layout)
+  plan = _stencil.row_plan(shape, spec)
+  b, _, w = plan.view
+  hlo = jax.jit(lambda y: laplacian(y, stencil, layout, impl="flat")).lower(
+      jnp.zeros(shape)).compile().as_text()
+  pads = [math.prod(int(d) for d in dims.split(","))
+          for dims in re.findall(r"f32\[([0-9,]+)\]\S* pad\(", hlo)]
+  assert pads, hlo  # the edge rows do read padded slices
+  assert max(pads) <= b * w, (pads, b * w)
+
+
+@hypothesis.settings(**SETTINGS)
+@hypothesis.given(rows=st.integers(1, 12), halo=st.booleans(),
+                  corners=st.booleans())
+def test_in_bounds_runs_cover_the_same_rows(rows, halo, corners):
+  from ladam_jax import _stencil  # pylint: disable=g-import-not-at-top
+  runs = _stencil.band_runs(rows)
+  if halo:
+    runs = _stencil.halo_runs(runs, rows)
+  peeled = _stencil.in_bounds_runs(runs, rows, corners)
+  # Row by row, the same neighbours above and below, in the same order.
+  per_row = lambda rs: [(s + i, u + i, d + i) for s, n, u, d in rs
+                        for i in range(n)]
+  assert per_row(peeled) == per_row(runs)
+  assert len(peeled) <= _stencil.FUSED_RUNS
+  for start, n, up, down in peeled:
+    reads = [r for r in ((start, up, down) if corners else (start,))
+             if 0 <= r < rows]
+    if n > 1:  # reads column -1 of row r and column w of row r + n - 1
+      assert all(r > 0 and r + n < rows for r in reads), (start, n, up, down)
+
+
+def test_in_bounds_runs_keep_a_fused_plan_fused():
+  from ladam_jax import _stencil  # pylint: disable=g-import-not-at-top
+  # Eight runs of a 20-row field; peeling the second would make nine, one
+  # more than XLA:CPU fuses, so they stay as they are.
+  runs = ((0, 1, 19, 1),) + tuple((s, 3, s - 1, s + 1)
+                                  for s in range(1, 19, 3)) + ((19, 1, 18, 0),)
+  assert len(runs) == _stencil.FUSED_RUNS == 8
+  assert _stencil.in_bounds_runs(runs, 20, corners=True) == runs
+  assert len(_stencil.in_bounds_runs(runs[1:-1], 20, corners=True)) == 8
+
+
 @pytest.mark.parametrize("layout", ["flax", "torch"])
 def test_flat_vmap_and_float32_bound(layout):
   x = jax.random.normal(jax.random.key(4), (3, 3, 3, 8, 16))
