@@ -25,8 +25,8 @@ import numpy as np
 from ladam_jax import _layout
 
 __all__ = ["STENCILS", "WEIGHTS", "stability_bound", "kernel_2d",
-           "stencil_sum", "flat_rows", "run_rows", "in_bounds_runs", "halo_runs",
-           "band_runs", "row_neighbours",
+           "stencil_sum", "flat_rows", "run_rows", "in_bounds_runs",
+           "halo_runs", "band_runs", "row_neighbours",
            "RowPlan", "row_plan"]
 
 STENCILS = ("9point", "5point")
@@ -123,6 +123,9 @@ def run_rows(view: jax.Array, runs, stencil: str, dtype, halos=None,
   one column over, come from one of the two: ``halos`` that cover the
   rows ``-1 .. R``, ``(B, R + 2, 1)``, or ``row_halos`` that cover the
   columns ``-1 .. w``, ``(B, 1, w + 2)`` (told apart by their shapes).
+
+  A run of several rows that would read one element outside the buffer
+  gives its first or last row a run of its own (:func:`in_bounds_runs`).
   """
   b, h, w = view.shape
   flat = view.reshape(b, h * w)
@@ -196,9 +199,10 @@ def in_bounds_runs(runs, rows: int, corners: bool):
   :func:`run_rows` reads column ``j - 1`` of the first memory row and
   ``j + 1`` of the last through a padded slice (:func:`flat_rows`). Inside
   a long run that padding becomes a masked, bounds-checked load in every
-  vector of the fused loop (on CPU, about a quarter of the 9-point loop's
-  instructions). With the edge row peeled into a run of its own, the long
-  run reads in bounds and only the one-row run pays for the padding. The
+  vector of the fused loop (on x86 CPUs, a dozen of the 9-point loop's
+  seventy-odd instructions per vector). With the edge row peeled into a
+  run of its own, the long run reads in bounds and only the one-row run
+  pays for the padding. The
   rows read are the run's own (offsets -1 and +1) and, with ``corners``
   (the 9-point stencil), its neighbours above and below; rows outside
   ``0 .. rows-1`` are halo rows, which are never padded. The rows and the
@@ -245,8 +249,6 @@ def halo_runs(runs, rows: int):
       assert n == 1 or rows == 1, runs
       down = rows
     out.append((start, n, up, down))
-  if len(out) > FUSED_RUNS >= len(runs):
-    return tuple(runs)  # the stencil would no longer fuse: keep the padding
   return tuple(out)
 
 
