@@ -115,8 +115,7 @@ def with_two_ppermutes(tx, mesh, specs):
   prices one exchange round, not LAdam."""
   key = next(iter(specs))
   spec = specs[key][1]
-  named = {a for part in spec if part is not None
-           for a in (part if isinstance(part, tuple) else (part,))}
+  named = {a for part in spec for a in _halo.mesh_axes(part)}
   axes = tuple(a for a in mesh.axis_names if a in named) or tuple(
       mesh.axis_names)
   n = math.prod(mesh.shape[a] for a in axes)

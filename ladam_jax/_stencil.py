@@ -202,10 +202,10 @@ def in_bounds_runs(runs, rows: int, corners: bool):
   vector of the fused loop (on x86 CPUs, a dozen of the 9-point loop's
   seventy-odd instructions per vector). With the edge row peeled into a
   run of its own, the long run reads in bounds and only the one-row run
-  pays for the padding. The
-  rows read are the run's own (offsets -1 and +1) and, with ``corners``
-  (the 9-point stencil), its neighbours above and below; rows outside
-  ``0 .. rows-1`` are halo rows, which are never padded. The rows and the
+  pays for the padding. The rows read are the run's own (offsets -1 and
+  +1) and, with ``corners`` (the 9-point stencil), its neighbours above
+  and below; rows outside ``0 .. rows-1`` are halo rows, which are never
+  padded. The rows and the
   values are the same; only the loops differ. Where peeling would take a
   plan of at most :data:`FUSED_RUNS` runs past that count (runs are the
   operands of one concatenation, which XLA:CPU then stops fusing), the runs

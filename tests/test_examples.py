@@ -81,9 +81,8 @@ def test_api_reference_lists_every_public_name():
 def test_halo_cost_benchmark_runs():
   """``bench_halo_cost.py`` (8 forced devices: its own process) prices the
   halo exchange (with either stencil, per kind of leaf with ``--single``)
-  and, with ``--smoothing``, the
-  all-to-alls: every contender is timed and the tampered ones really send
-  nothing."""
+  and, with ``--smoothing``, the all-to-alls: every contender is timed and
+  the tampered ones really send nothing."""
   import subprocess  # pylint: disable=g-import-not-at-top
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)

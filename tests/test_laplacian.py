@@ -1,5 +1,8 @@
 """The periodic Laplacian operator and leaf layouts."""
 
+import math
+import re
+
 import hypothesis
 from hypothesis import strategies as st
 import jax
@@ -235,8 +238,6 @@ def test_flat_stencil_pads_one_row_runs_only(shape, layout, stencil):
   # A run of many rows that reads one element past the flat buffer is a
   # padded slice, and on CPU a bounds-checked load in every vector of its
   # loop: only one-row runs may read padded slices.
-  import math  # pylint: disable=g-import-not-at-top
-  import re  # pylint: disable=g-import-not-at-top
   from ladam_jax import _stencil  # pylint: disable=g-import-not-at-top
   spec = _layout.field_spec(shape, layout)
   plan = _stencil.row_plan(shape, spec)
